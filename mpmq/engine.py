@@ -1,0 +1,273 @@
+"""The engine: one loop from a source of events to the handlers.
+
+    worker processes --event batches--> WorkerPool.receive()   (pool.py: the one blocking wait)
+        or a recording -----------------> RecordedSource        (sources.py)
+    -> stamp (seq, received_at) -> Recorder.append             (store.py, when recording)
+    -> reduce(state, event)                                     (state.py: the only state change)
+    -> process_event(event)                                     (handlers; compat.py turns events
+                                                                 into 0.7.0 messages and hooks)
+
+Events are reduced and handed to the handlers one at a time, in receive order, as the
+consumer asks for them: whichever loop drives the run (``run()``, a client's own loop over
+``message_queue.get``, or a replay), the state a handler sees is exactly the state after the
+event it is handling. Results and failures are read from that state and nowhere else.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+from . import outcomes, validate
+from .errors import RunFailed
+from .events import AnyEvent
+from .pool import WorkerPool
+from .sources import EventSource, LiveSource, RecordedSource
+from .state import RunState, reduce
+from .worker import call_style
+
+COMMIT_INTERVAL = 0.1
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived in the parent: shut down exactly as for Ctrl-C."""
+
+
+class Engine:
+    """Runs ``function`` over ``process_data`` and hands every event to ``process_event``."""
+
+    def __init__(
+        self,
+        function: Callable,
+        *,
+        process_data: list[Mapping] | None = None,
+        shared_data: Mapping | None = None,
+        processes_to_start: int | None = None,
+        timeout: float | None = None,
+        context: str | Any | None = None,
+        item_timeout: float | None = None,
+        stop_on_error: bool = False,
+        max_items_per_worker: int | None = None,
+    ) -> None:
+        validate.check_function(function)
+        validate.check_positive("item_timeout", item_timeout)
+        validate.check_positive("max_items_per_worker", max_items_per_worker, int)
+        self.function = function
+        self.process_data = [{}] if process_data is None else process_data
+        self.shared_data = {} if shared_data is None else shared_data
+        self.processes_to_start = processes_to_start
+        self.timeout = timeout  # 0.7.0's join wait; accepted, never kills an item
+        self.context = _context(context)
+        self.item_timeout = item_timeout
+        self.stop_on_error = stop_on_error
+        self.max_items_per_worker = max_items_per_worker
+        self._source: EventSource | None = None
+        self._state = RunState.new(0)
+        self._buffer: deque = deque()
+        self._recorder: Any = None
+        self._record_options: dict = {}
+        self._replay: Any = None
+        self._allow_pickle = True
+        self.recording_error: str | None = None
+
+    # -- the typed-event handler -------------------------------------------------------------
+
+    def process_event(self, event: AnyEvent) -> None:
+        """Receives every event of the run, in order. Override it to watch typed events."""
+
+    # -- driving a run -----------------------------------------------------------------------
+
+    @property
+    def state(self) -> RunState:
+        """The run's state after the last event handed to the handlers."""
+        return self._state
+
+    def execute_run(self) -> None:
+        """Start the run and hand every event to ``process_event`` until the end."""
+        self._begin()
+        while self._next_event(None) or not self._over:
+            pass
+
+    def final(self) -> None:
+        """Called at the end of ``execute`` and ``replay``, whatever happened."""
+
+    def execute(
+        self,
+        raise_if_error: bool = False,
+        *,
+        record: str | os.PathLike | None = None,
+        record_pickle: bool = False,
+        redact: bool | Collection[str] = True,
+    ) -> list:
+        """Run every item; return one result per item, in item order (an exception for a failure).
+
+        ``record`` writes the run's events to a SQLite file (see README, Recording);
+        ``record_pickle`` also keeps pickles of values JSON cannot hold; ``redact`` (default on)
+        hides values under secret-looking keys, and may list extra key patterns.
+        """
+        self._record_options = {"path": record, "keep_pickle": record_pickle, "redact": redact}
+        self._replay = None
+        self._allow_pickle = True
+        results = self._drive()
+        if raise_if_error:
+            self.check_results(results)
+        return results
+
+    def _drive(self) -> list:
+        status = "crashed"
+        previous_sigterm = _catch_sigterm()
+        try:
+            try:
+                self.execute_run()
+                status = outcomes.run_status(self._state)
+            except (KeyboardInterrupt, _Terminated):
+                status = "interrupted"
+                raise
+            finally:
+                self._end(status)
+                self.final()
+        except _Terminated:
+            _restore_sigterm(previous_sigterm)
+            signal.raise_signal(signal.SIGTERM)  # after a clean shutdown, die as asked
+            raise KeyboardInterrupt from None  # only reached when SIGTERM is handled elsewhere
+        finally:
+            _restore_sigterm(previous_sigterm)
+        return self.results()
+
+    def results(self) -> list:
+        """One entry per item, in item order, read from the run's state."""
+        return [outcomes.outcome(item, self._allow_pickle) for item in self._state.items]
+
+    @staticmethod
+    def check_results(results: list) -> None:
+        """Raise ``RunFailed`` naming every failed offset (0.7.0's wording)."""
+        errors = {offset: r for offset, r in enumerate(results) if isinstance(r, BaseException)}
+        if errors:
+            raise RunFailed(errors)
+
+    # -- the loop's steps --------------------------------------------------------------------
+
+    def _begin(self) -> None:
+        """Check the input, open the recording, start the source: before any handler runs."""
+        if self._source is not None:
+            return
+        if self._replay is not None:
+            self._state = RunState.new(self._replay.item_count)
+            self._source = RecordedSource(self._replay.events(), self._replay.speed)
+            self._source.start()
+            return
+        items = validate.check_process_data(self.process_data)
+        shared = validate.check_shared_data(self.shared_data)
+        workers = validate.worker_count(self.processes_to_start, len(items))
+        style = self._call_style()
+        validate.check_arguments(self.function, style, items, shared)
+        validate.check_picklable(self.function, shared, items, self.context.get_start_method())
+        self._state = RunState.new(len(items))
+        if self._record_options.get("path") is not None:
+            from .recording_session import open_recorder
+
+            self._recorder = open_recorder(self, items, shared, workers)
+        pool = WorkerPool(
+            self.function, items, shared, workers=workers, context=self.context, style=style,
+            max_items_per_worker=self.max_items_per_worker, item_timeout=self.item_timeout,
+            stop_on_error=self.stop_on_error,
+        )
+        self._source = LiveSource(pool)
+        self._source.start()
+
+    def _call_style(self) -> str:
+        return call_style(self.function)
+
+    @property
+    def _over(self) -> bool:
+        return self._source is None or (not self._buffer and self._source_exhausted())
+
+    def _source_exhausted(self) -> bool:
+        if getattr(self._source, "pool", None) is not None:
+            return self._source.pool.exhausted
+        if self._buffer:
+            return False
+        batch = self._source.receive(0)
+        if batch:
+            self._take(batch)
+            return False
+        return batch is None
+
+    def _next_event(self, timeout: float | None) -> bool:
+        """Hand the next event to the handlers; False if none came within ``timeout``."""
+        if not self._buffer:
+            if self._source is None:
+                return False
+            recorder = self._recorder
+            if recorder is not None and timeout is None:
+                timeout = COMMIT_INTERVAL  # so a quiet run still commits what it has
+            batch = self._source.receive(timeout)
+            if recorder is not None:
+                recorder.maybe_commit(time.time())
+            if not batch:
+                return False
+            self._take(batch)
+        seq, received_at, event = self._buffer.popleft()
+        reduce(self._state, event)
+        if self._replay is not None:
+            self._replay.at(seq, received_at, event)
+        self.process_event(event)
+        return True
+
+    def _take(self, batch: list) -> None:
+        recorder = self._recorder
+        if recorder is not None:
+            for seq, received_at, event in batch:
+                recorder.append(seq, received_at, event)
+        self._buffer.extend(batch)
+
+    def _end(self, status: str) -> None:
+        source, self._source = self._source, None
+        if source is not None:
+            source.close(terminate=status != "succeeded" and status != "failed")
+        recorder, self._recorder = self._recorder, None
+        if recorder is not None:
+            recorder.finish(status, self._state)
+            self.recording_error = recorder.failure
+            if recorder.failure:
+                print(f"mpmq: recording failed, results are unaffected: {recorder.failure}", file=sys.stderr)
+        self._buffer.clear()
+
+    def process_for(self, pid: int) -> Any:
+        """The worker process object for ``pid`` while it runs (None in a replay)."""
+        return self._source.process_for(pid) if self._source is not None else None
+
+
+def _context(context: str | Any | None) -> Any:
+    if context is None:
+        context = os.environ.get("MPMQ_START_METHOD") or None
+    if context is None or isinstance(context, str):
+        return multiprocessing.get_context(context)
+    if not hasattr(context, "Process"):
+        raise TypeError(f"context must be a start method name or a multiprocessing context, got {context!r}")
+    return context
+
+
+def _catch_sigterm() -> Any:
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise _Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, on_sigterm)
+    except (ValueError, OSError):
+        return None
+
+
+def _restore_sigterm(previous: Any) -> None:
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, previous)

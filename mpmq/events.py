@@ -1,0 +1,118 @@
+"""The facts a run is made of: what workers say about each item, as typed events.
+
+Every item of a run produces, in this order:
+
+    started -> log* -> (result | error) -> done
+
+Workers encode events with msgspec in batches and send them to the parent, which stamps each
+one with a sequence number and a receive time, folds it into the run's state (``state.py``),
+records it (``store.py``) and hands it to the handlers. A recording is read back as the same
+events, so replay is the same loop with another source.
+
+Tags are written to disk: they never change. New fields get defaults; existing fields never
+change type (msgspec's schema-evolution rules). This module imports nothing of ours.
+
+Fields common to every event:
+
+- ``offset``: the item's index in ``process_data``.
+- ``pid``: the worker process that ran the item (for events the parent makes on a worker's
+  behalf, such as a crash, the pid of the worker concerned; 0 when no worker was involved).
+- ``time``: the worker's wall-clock time (``time.time()``) when the event happened.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+import msgspec
+
+
+class Event(msgspec.Struct, frozen=True, tag_field="kind"):
+    """Base of every event; see the module docstring for the common fields."""
+
+    offset: int
+    pid: int
+    time: float
+
+
+class Started(Event, frozen=True, tag="started"):
+    """A worker began running the item."""
+
+
+class Log(Event, frozen=True, tag="log"):
+    """The item logged a record.
+
+    ``level`` is the record's level number, ``logger`` its logger name, ``message`` the fully
+    formatted message (``record.getMessage()``: ``%``-arguments applied, newlines kept), and
+    ``exc_text`` the formatted exception when the record carried one (``logger.exception``).
+    """
+
+    level: int
+    logger: str
+    message: str
+    exc_text: str | None = None
+
+
+class Payload(msgspec.Struct, frozen=True):
+    """A Python value as it travels or rests.
+
+    Live, between our own processes, a value travels as ``pickle`` (exact types, any object).
+    At rest in a recording it is ``json`` when JSON can represent it, always ``repr``, and a
+    pickle only when the caller opted in; recordings are shared data, so reading a pickle back
+    needs an explicit ``allow_pickle`` (see ``payload.py``).
+    """
+
+    pickle: bytes | None = None
+    json: Any = msgspec.UNSET
+    repr: str | None = None
+
+
+class Result(Event, frozen=True, tag="result"):
+    """The item's function returned ``value``."""
+
+    value: Payload
+
+
+class Error(Event, frozen=True, tag="error"):
+    """The item failed.
+
+    ``type`` is the exception's qualified name (``module.QualName``), ``message`` is
+    ``str(exc)``, ``traceback`` the formatted traceback text. These three survive any
+    exception, even one that cannot be pickled or rebuilt. ``exception`` is the pickled
+    exception when it could be pickled, so the parent can hand the caller the real object.
+    Failures the parent observes itself (a worker that died, a timeout, a cancelled item)
+    are errors too, with types under ``mpmq.errors``.
+    """
+
+    type: str
+    message: str
+    traceback: str = ""
+    exception: bytes | None = None
+
+
+class Done(Event, frozen=True, tag="done"):
+    """The item is finished; nothing more will be said about it."""
+
+
+AnyEvent = Union[Started, Log, Result, Error, Done]
+KINDS = ("started", "log", "result", "error", "done")
+
+# Made once and reused: building encoders and decoders is the expensive part.
+batch_encoder = msgspec.msgpack.Encoder()
+batch_decoder = msgspec.msgpack.Decoder(list[AnyEvent])
+event_decoder = msgspec.msgpack.Decoder(AnyEvent)
+
+
+def encode_batch(events: list[AnyEvent]) -> bytes:
+    """Encode a list of events as one message (one send, one receive)."""
+    return batch_encoder.encode(events)
+
+
+def decode_batch(data: bytes) -> list[AnyEvent]:
+    """Decode a message made by ``encode_batch``."""
+    return batch_decoder.decode(data)
+
+
+def kind_of(event: Event) -> str:
+    """The event's stable tag (``started``, ``log``, ...)."""
+    return event.__struct_config__.tag

@@ -1,0 +1,95 @@
+"""Values in transit and at rest: pickle between our own processes, JSON or repr on disk.
+
+Recordings are shared like any data file, and unpickling runs code, so a pickle read from a
+recording is only loaded when the caller opts in (numpy's ``allow_pickle=False`` default,
+after CVE-2019-6446, is the precedent). Without it, the value comes back as ``Unpickled``,
+which shows the recorded ``repr``.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import msgspec
+
+from .events import Payload
+
+_json_encoder = msgspec.json.Encoder()
+
+
+class Unpickled:
+    """Stands in for a recorded value that only a pickle could restore."""
+
+    __slots__ = ("repr",)
+
+    def __init__(self, text: str | None) -> None:
+        self.repr = text or "<unrepresentable>"
+
+    def __repr__(self) -> str:
+        return f"<not unpickled: {self.repr}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Unpickled) and other.repr == self.repr
+
+    def __hash__(self) -> int:
+        return hash(self.repr)
+
+
+def for_transit(value: Any) -> Payload:
+    """Pickle a value for the trip from a worker to the parent (exact types, any object)."""
+    return Payload(pickle=pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def json_or_unset(value: Any) -> Any:
+    """``value`` if JSON represents it without loss, else ``msgspec.UNSET``.
+
+    Tuples, sets, bytes and non-string keys would come back changed from JSON, so they count
+    as not representable and are kept as ``repr`` (and pickle, when asked for) instead.
+    """
+    if _json_safe(value):
+        return value
+    return msgspec.UNSET
+
+
+def _json_safe(value: Any, depth: int = 0) -> bool:
+    if depth > 100:
+        return False
+    if value is None or type(value) in (bool, int, str):
+        return True
+    if type(value) is float:
+        return value == value and value not in (float("inf"), float("-inf"))
+    if type(value) is list:
+        return all(_json_safe(v, depth + 1) for v in value)
+    if type(value) is dict:
+        return all(type(k) is str and _json_safe(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def safe_repr(value: Any, limit: int = 10_000) -> str:
+    """``repr`` that never raises and never grows without bound."""
+    try:
+        text = repr(value)
+    except Exception as exc:  # a broken __repr__ must not break recording
+        text = f"<{type(value).__qualname__} with failing repr: {exc!r}>"
+    return text if len(text) <= limit else text[:limit] + "...[truncated]"
+
+
+def for_rest(value: Any, keep_pickle: bool = False) -> Payload:
+    """Describe a value for a recording: JSON when possible, always repr, pickle on request."""
+    pickled = None
+    if keep_pickle:
+        try:
+            pickled = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # unpicklable values are still recorded by repr
+            pickled = None
+    return Payload(pickle=pickled, json=json_or_unset(value), repr=safe_repr(value))
+
+
+def load(payload: Payload, allow_pickle: bool = False) -> Any:
+    """The value a payload stands for, unpickling only when allowed."""
+    if payload.pickle is not None and allow_pickle:
+        return pickle.loads(payload.pickle)
+    if payload.json is not msgspec.UNSET:
+        return payload.json
+    return Unpickled(payload.repr)

@@ -1,0 +1,130 @@
+"""The run's state, folded from its events by one function.
+
+``reduce(state, event)`` is the only code that changes a ``RunState``. It reads no clock,
+does no I/O and logs nothing, so the same events always give the same state: live, when
+reading a recording, and in the tests, which need no processes. For speed (a run can carry a
+million log events) it updates the state it is given and returns it; whoever needs the state
+as it was copies it first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import singledispatch
+from typing import Any
+
+from .events import Done, Error, Event, Log, Payload, Result, Started
+
+PENDING = "pending"
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+STATUSES = (PENDING, RUNNING, SUCCEEDED, FAILED)
+
+
+@dataclass
+class ItemState:
+    """What is known about one item."""
+
+    offset: int
+    status: str = PENDING
+    pid: int | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    result: Payload | None = None
+    error: Error | None = None
+    logs: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (SUCCEEDED, FAILED)
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return self.ended_at - self.started_at
+
+
+@dataclass
+class RunState:
+    """Every item's state and the run's counters."""
+
+    items: list[ItemState] = field(default_factory=list)
+    pending: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    events: int = 0
+
+    @classmethod
+    def new(cls, size: int) -> RunState:
+        return cls(items=[ItemState(offset) for offset in range(size)], pending=size)
+
+    @property
+    def finished(self) -> int:
+        return self.succeeded + self.failed
+
+    @property
+    def complete(self) -> bool:
+        """Every item is finished."""
+        return self.finished == len(self.items)
+
+    def counts(self) -> dict[str, int]:
+        return {PENDING: self.pending, RUNNING: self.running, SUCCEEDED: self.succeeded, FAILED: self.failed}
+
+
+def reduce(state: RunState, event: Event) -> RunState:
+    """Fold one event into the run's state."""
+    state.events += 1
+    _apply(event, state.items[event.offset], state)
+    return state
+
+
+@singledispatch
+def _apply(event: Any, item: ItemState, state: RunState) -> None:
+    raise TypeError(f"not an mpmq event: {event!r}")
+
+
+@_apply.register
+def _(event: Started, item: ItemState, state: RunState) -> None:
+    if item.status == PENDING:
+        state.pending -= 1
+        state.running += 1
+    item.status = RUNNING
+    item.pid = event.pid
+    item.started_at = event.time
+
+
+@_apply.register
+def _(event: Log, item: ItemState, state: RunState) -> None:
+    item.logs += 1
+
+
+@_apply.register
+def _(event: Result, item: ItemState, state: RunState) -> None:
+    item.result = event.value
+
+
+@_apply.register
+def _(event: Error, item: ItemState, state: RunState) -> None:
+    item.error = event
+    if item.pid is None and event.pid:
+        item.pid = event.pid
+
+
+@_apply.register
+def _(event: Done, item: ItemState, state: RunState) -> None:
+    if item.finished:
+        return
+    if item.status == PENDING:
+        state.pending -= 1
+    else:
+        state.running -= 1
+    if item.error is None:
+        item.status = SUCCEEDED
+        state.succeeded += 1
+    else:
+        item.status = FAILED
+        state.failed += 1
+    item.ended_at = event.time

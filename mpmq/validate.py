@@ -1,0 +1,123 @@
+"""Refuse bad input before any worker starts, with an error that names the problem.
+
+Everything here runs in the parent before the first process exists, so a mistake costs a
+clear exception instead of a hang, a traceback from inside a worker, or a wrong result.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from multiprocessing.reduction import ForkingPickler
+from typing import Any
+
+from .worker import KWARGS
+
+
+def check_function(function: Any) -> None:
+    if not callable(function):
+        raise TypeError(f"function must be callable, got {type(function).__qualname__}: {function!r}")
+
+
+def check_process_data(process_data: Any) -> list:
+    if not isinstance(process_data, (list, tuple)):
+        raise TypeError(
+            f"process_data must be a list or tuple of mappings, got {type(process_data).__qualname__}"
+        )
+    for offset, item in enumerate(process_data):
+        if not isinstance(item, Mapping):
+            raise TypeError(
+                f"process_data[{offset}] must be a mapping (dict) of arguments, "
+                f"got {type(item).__qualname__}: {item!r:.80}"
+            )
+    return list(process_data)
+
+
+def check_shared_data(shared_data: Any) -> Mapping:
+    if not isinstance(shared_data, Mapping):
+        raise TypeError(f"shared_data must be a mapping (dict), got {type(shared_data).__qualname__}")
+    return shared_data
+
+
+def worker_count(processes_to_start: Any, items: int) -> int:
+    """``None`` and ``0`` keep 0.7.0's meaning: one process per item."""
+    if processes_to_start is None:
+        return max(1, items)
+    if isinstance(processes_to_start, bool) or not isinstance(processes_to_start, int):
+        raise TypeError(
+            f"processes_to_start must be an int or None, got {type(processes_to_start).__qualname__}"
+        )
+    if processes_to_start < 0:
+        raise ValueError(f"processes_to_start must not be negative, got {processes_to_start}")
+    return max(1, processes_to_start or items)
+
+
+def check_positive(name: str, value: Any, kind: type = float) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int) or value <= 0:
+        raise ValueError(f"{name} must be a positive {kind.__name__} or None, got {value!r}")
+
+
+def check_arguments(function: Callable, style: str, items: list, shared_data: Mapping) -> None:
+    """Keyword calls: no key in both an item and shared_data, and every key accepted."""
+    if style != KWARGS:
+        return
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        signature = None
+    shared = set(shared_data)
+    seen: set[frozenset] = set()
+    for offset, item in enumerate(items):
+        keys = frozenset(item)
+        if keys in seen:
+            continue
+        seen.add(keys)
+        clash = sorted(str(key) for key in keys & shared)
+        if clash:
+            raise ValueError(
+                f"key {clash[0]!r} is in both process_data[{offset}] and shared_data; "
+                "rename one of them (0.7.0 silently let shared_data win)"
+            )
+        bad = [key for key in keys if not isinstance(key, str)]
+        if bad:
+            raise TypeError(f"process_data[{offset}] has a non-string key {bad[0]!r}: keys become keyword arguments")
+        if signature is not None:
+            try:
+                signature.bind(**dict.fromkeys(keys), **dict.fromkeys(shared))
+            except TypeError as exc:
+                name = getattr(function, "__qualname__", repr(function))
+                raise TypeError(f"process_data[{offset}] does not fit {name}{signature}: {exc}") from None
+
+
+def check_picklable(function: Callable, shared_data: Mapping, items: list, start_method: str) -> None:
+    """Under spawn and forkserver, what a worker needs must be picklable at process start."""
+    if start_method == "fork":
+        return
+    from multiprocessing.context import set_spawning_popen
+
+    name = getattr(function, "__qualname__", repr(function))
+    set_spawning_popen(_Spawning())  # as when a process starts: Queues and Locks may pass
+    try:
+        _dump(function, f"function {name} cannot be pickled under {start_method!r}: it must be defined "
+              "at module level in an importable module (not a lambda, a closure or in __main__ of -c)")
+        _dump(shared_data, f"shared_data cannot be pickled under {start_method!r}")
+        for offset, item in enumerate(items):
+            _dump(item, f"process_data[{offset}] cannot be pickled under {start_method!r}")
+    finally:
+        set_spawning_popen(None)
+
+
+class _Spawning:
+    """Stands for a starting process while checking picklability."""
+
+    def duplicate_for_child(self, fd: int) -> int:
+        return fd
+
+
+def _dump(value: Any, message: str) -> None:
+    try:
+        ForkingPickler.dumps(value)
+    except Exception as exc:
+        raise TypeError(f"{message}: {type(exc).__name__}: {exc}") from None

@@ -1,0 +1,259 @@
+"""The worker process: run items, turn what they do into events, send them in batches.
+
+A worker owns one duplex connection to the parent:
+
+    parent --(chunk of items | None = stop)--> reader thread --> local inbox --> main thread
+    main thread (items) and flusher thread --(encoded event batches)--> parent
+
+The reader thread drains the connection at once, so the parent never blocks handing out
+work while this worker blocks sending events (the classic two-full-pipes deadlock); it also
+watches the parent's sentinel and exits the process when the parent dies, so no orphan keeps
+running. Events are batched: flushed when a batch is large, at most ``FLUSH_INTERVAL`` after
+the first unsent event (a live display still updates promptly), and at the end of each item
+(so a crash in the next item cannot lose this item's result).
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import logging
+import os
+import pickle
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from multiprocessing import parent_process
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from . import payload
+from .errors import UnpicklableResult, qualified_name
+from .events import Done, Error, Log, Result, Started, encode_batch
+
+FLUSH_INTERVAL = 0.01
+FLUSH_EVENTS = 2048
+FLUSH_BYTES = 1 << 20
+
+KWARGS = "kwargs"
+POSITIONAL = "positional"
+
+
+class EventSender:
+    """Batches events and sends them; safe to call from the item's thread and the flusher."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._batch: list = []
+        self._size = 0
+        self._wake = threading.Condition(threading.Lock())
+        threading.Thread(target=self._flush_periodically, name="mpmq-flusher", daemon=True).start()
+
+    def emit(self, event: Any, size: int = 64) -> None:
+        with self._wake:
+            self._batch.append(event)
+            self._size += size
+            if len(self._batch) >= FLUSH_EVENTS or self._size >= FLUSH_BYTES:
+                self._send_locked()
+            elif len(self._batch) == 1:
+                self._wake.notify()
+
+    def flush(self) -> None:
+        with self._wake:
+            self._send_locked()
+
+    def _send_locked(self) -> None:
+        if self._batch:
+            data = encode_batch(self._batch)
+            self._batch = []
+            self._size = 0
+            self._conn.send_bytes(data)
+
+    def _flush_periodically(self) -> None:
+        with self._wake:
+            while True:
+                while not self._batch:
+                    self._wake.wait()
+                self._wake.wait(FLUSH_INTERVAL)
+                self._send_locked()
+
+
+class Inbox:
+    """Reads chunks of items from the parent on a thread of its own (see module docstring)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._chunks: list = []
+        self._ready = threading.Condition(threading.Lock())
+        threading.Thread(target=self._read, name="mpmq-reader", daemon=True).start()
+
+    def get(self) -> Any:
+        with self._ready:
+            while not self._chunks:
+                self._ready.wait()
+            return self._chunks.pop(0)
+
+    def _read(self) -> None:
+        parent = parent_process()
+        watched = [self._conn] + ([parent.sentinel] if parent is not None else [])
+        while True:
+            ready = wait(watched)
+            if self._conn not in ready:
+                os._exit(70)  # the parent died: never outlive it (issue 3, parent death)
+            try:
+                chunk = self._conn.recv()
+            except (EOFError, OSError):
+                os._exit(70)  # the parent closed our connection without a goodbye
+            with self._ready:
+                self._chunks.append(chunk)
+                self._ready.notify()
+            if chunk is None:
+                return
+
+
+class _EventLogHandler(logging.Handler):
+    """Turns the item's log records into ``log`` events (message fully formatted)."""
+
+    def __init__(self, sender: EventSender, pid: int) -> None:
+        super().__init__(logging.NOTSET)
+        self.sender = sender
+        self.pid = pid
+        self.offset = 0
+        self._formatter = logging.Formatter()
+
+    def handle(self, record: logging.LogRecord) -> bool:  # no per-record lock: one item at a time
+        self.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # bad %-arguments: keep the raw text rather than lose the line
+            message = str(record.msg)
+        exc_text = None
+        if record.exc_info:
+            exc_text = self._formatter.formatException(record.exc_info)
+        elif record.exc_text:
+            exc_text = record.exc_text
+        self.sender.emit(
+            Log(self.offset, self.pid, record.created, record.levelno, record.name, message, exc_text),
+            len(message) + 64,
+        )
+
+
+def call_style(function: Callable) -> str:
+    """0.7.0's rule: keyword arguments when every parameter has a default or is ``**kwargs``."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return POSITIONAL
+    uses_kwargs = all(p.default is not p.empty or p.kind is p.VAR_KEYWORD for p in parameters)
+    return KWARGS if uses_kwargs else POSITIONAL
+
+
+def error_event(offset: int, pid: int, exc: BaseException) -> Error:
+    """Describe any exception, even one that cannot be pickled or rebuilt."""
+    try:
+        message = str(exc)
+    except Exception as str_failed:
+        message = f"<str() of the exception failed: {str_failed!r}>"
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    try:
+        pickled = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # unpicklable exceptions still travel as type, message and traceback
+        pickled = None
+    return Error(offset, pid, time.time(), qualified_name(type(exc)), message, text, pickled)
+
+
+class ItemRunner:
+    """Runs one item at a time with its logging captured, emitting its events."""
+
+    def __init__(self, sender: EventSender, function: Callable, shared_data: Mapping, style: str) -> None:
+        self.sender = sender
+        self.function = function
+        self.shared_data = shared_data
+        self.style = style
+        self.pid = os.getpid()
+        self.handler = _EventLogHandler(sender, self.pid)
+
+    def run(self, offset: int, item: Any) -> None:
+        emit, pid = self.sender.emit, self.pid
+        emit(Started(offset, pid, time.time()))
+        root = logging.getLogger()
+        saved_level, saved_handlers = root.level, root.handlers[:]
+        self.handler.offset = offset
+        root.addHandler(self.handler)
+        root.setLevel(logging.DEBUG)
+        try:
+            if self.style == KWARGS:
+                value = self.function(**item, **self.shared_data)
+            else:
+                value = self.function(item, self.shared_data)
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt in an item fail that item
+            event = error_event(offset, pid, exc)
+        else:
+            try:
+                event = Result(offset, pid, time.time(), payload.for_transit(value))
+            except Exception as exc:
+                event = Error(
+                    offset, pid, time.time(), qualified_name(UnpicklableResult),
+                    f"the result of type {type(value).__qualname__} cannot be pickled: {exc}",
+                )
+        finally:
+            # logging set up for one item never leaks into the next
+            root.handlers[:] = saved_handlers
+            root.setLevel(saved_level)
+        size = len(event.value.pickle) if isinstance(event, Result) else 256
+        emit(event, size)
+        emit(Done(offset, pid, time.time()))
+        self.sender.flush()
+
+    def fail_chunk(self, offsets: list[int], exc: BaseException) -> None:
+        """The chunk could not be unpickled here: fail each of its items, never lose one."""
+        for offset in offsets:
+            self.sender.emit(Started(offset, self.pid, time.time()))
+            self.sender.emit(error_event(offset, self.pid, exc))
+            self.sender.emit(Done(offset, self.pid, time.time()))
+        self.sender.flush()
+
+
+def worker_main(
+    conn: Connection,
+    function: Callable,
+    shared_data: Mapping,
+    style: str,
+    first_items: list | None = None,
+    max_items: int | None = None,
+) -> None:
+    """Entry point of a worker process.
+
+    ``first_items`` are items handed over at process start (items that can only reach a
+    process that way, e.g. holding a ``multiprocessing.Queue``); after them the worker takes
+    chunks from its connection until told to stop or until it has run ``max_items``.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
+    faulthandler.enable()  # a segfault leaves a Python traceback on stderr
+    sender = EventSender(conn)
+    inbox = Inbox(conn)
+    runner = ItemRunner(sender, function, shared_data, style)
+    done = 0
+    for offset, item in first_items or ():
+        runner.run(offset, item)
+        done += 1
+    while max_items is None or done < max_items:
+        chunk = inbox.get()
+        if chunk is None:
+            break
+        offsets, blob = chunk
+        try:
+            items = pickle.loads(blob)
+        except BaseException as exc:
+            runner.fail_chunk(offsets, exc)
+            continue
+        for offset, item in zip(offsets, items):
+            runner.run(offset, item)
+            done += 1
+    sender.flush()
