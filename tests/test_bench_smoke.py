@@ -1,0 +1,29 @@
+"""``python -m bench`` runs end to end and prints its tables (issue 6). No timing is asserted:
+the benchmark reports, the tests only check that it still works."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_quick_prints_the_table_and_targets(tmp_path: Path) -> None:
+    raw = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "3 trivial", "--json", str(raw)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,  # a hang fails, never stalls CI
+    )
+    assert done.returncode == 0, done.stderr
+    header = next(line for line in done.stdout.splitlines() if line.startswith("| scenario"))
+    for column in ("mpmq", "mpmq+record", "PPE cs=1", "PPE chunked", "Pool.map"):
+        assert column in header
+    assert "| 3 trivial items, end to end" in done.stdout
+    assert "within 1.5x PPE" in done.stdout.split("targets", 1)[1]
+    runs = json.loads(raw.read_text())["runs"]
+    assert {run["impl"] for run in runs} == {"mpmq", "mpmq+record", "ppe", "ppe-chunked", "pool"}
+    # the stdlib peers need nothing of ours: they must always measure
+    assert all(run["error"] is None for run in runs if not run["impl"].startswith("mpmq"))
