@@ -22,7 +22,7 @@ Fields common to every event:
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import msgspec
 
@@ -94,7 +94,7 @@ class Done(Event, frozen=True, tag="done"):
     """The item is finished; nothing more will be said about it."""
 
 
-AnyEvent = Union[Started, Log, Result, Error, Done]
+AnyEvent = Started | Log | Result | Error | Done
 KINDS = ("started", "log", "result", "error", "done")
 
 # Made once and reused: building encoders and decoders is the expensive part.

@@ -18,21 +18,20 @@ derived from the events it returns, by the reducer, elsewhere.
 
 from __future__ import annotations
 
-import os
+import select
 import signal
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from multiprocessing.connection import wait
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from .errors import ItemCancelled, ItemTimeout, WorkerDied, qualified_name
 from .events import Done, Error, Log, Started, decode_batch
+from .frames import FrameReader
 from .worker import worker_main
 
 MAX_CHUNK = 512
-READS_PER_WAKE = 64
 TERMINATE_GRACE = 1.0
 LAST_LOG_LINES = 5
 
@@ -40,20 +39,22 @@ LAST_LOG_LINES = 5
 class _Worker:
     """The parent's view of one worker process."""
 
-    def __init__(self, process: Any, conn: Any, dedicated: bool) -> None:
+    def __init__(self, process: Any, conn: Any, running: Any, dedicated: bool) -> None:
         self.process = process
+        self.pid = process.pid
         self.conn = conn
+        self.fd = conn.fileno()
+        self.sentinel = process.sentinel
+        self.reader = FrameReader(self.fd)
+        self.running = running  # shared slot: the offset the worker is running, or -1
         self.dedicated = dedicated
         self.held: deque[int] = deque()  # sent, not finished, in the order the worker runs them
-        self.started_at: float | None = None  # parent clock when held[0] started
+        self.started_at: float | None = None  # parent clock when the running item started
         self.sent = 0
         self.stopping = False
+        self.eof = False
         self.killed_for_timeout = False
         self.last_logs: deque[str] = deque(maxlen=LAST_LOG_LINES)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
 
 
 def exit_description(exitcode: int | None) -> str:
@@ -96,31 +97,28 @@ class WorkerPool:
         self.pending: deque[int] = deque(range(len(items)))
         self.inherit_only: deque[int] = deque()  # items that can only reach a process at its start
         self.unfinished = len(items)
-        self.workers: dict[Any, _Worker] = {}  # by connection and by sentinel
+        self.workers: list[_Worker] = []
+        self._by_fd: dict[int, tuple[_Worker, bool]] = {}  # fd -> (worker, is its event pipe)
+        self._poller = select.poll()
+        self._processes: dict[int, Any] = {}  # pid -> process, for 0.7.0's processes table
+        self._strikes: dict[int, int] = {}
         self.stopped = False
-        self.processes_started = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._start_workers()
+        self._schedule()
 
     @property
     def exhausted(self) -> bool:
         return self.unfinished == 0 and not self.workers
 
-    def live_workers(self) -> list[_Worker]:
-        return list({id(w): w for w in self.workers.values()}.values())
-
     def process_for(self, pid: int) -> Any:
-        for worker in self.live_workers():
-            if worker.pid == pid:
-                return worker.process
-        return None
+        return self._processes.get(pid)
 
     def close(self, terminate: bool = False) -> None:
         """Stop every worker and reap it; ``terminate`` does not wait for items to finish."""
-        workers = self.live_workers()
+        workers = list(self.workers)
         for worker in workers:
             if terminate:
                 _terminate(worker.process)
@@ -132,8 +130,7 @@ class WorkerPool:
             if worker.process.exitcode is None:
                 worker.process.kill()
                 worker.process.join()
-            worker.conn.close()
-        self.workers.clear()
+            self._forget(worker)
 
     # -- the one blocking point ------------------------------------------------------------
 
@@ -146,51 +143,59 @@ class WorkerPool:
         if deadline is not None:
             due = max(0.0, deadline - time.monotonic())
             timeout = due if timeout is None else min(timeout, due)
-        ready = wait(list(self.workers), timeout)
-        for handle in ready:
-            worker = self.workers.get(handle)
+        ready = self._poller.poll(None if timeout is None else timeout * 1000)
+        exited = []
+        for fd, _ in ready:
+            worker, is_pipe = self._by_fd.get(fd, (None, False))
             if worker is None:
                 continue
-            if handle is worker.conn:
+            if is_pipe:
                 self._read(worker, events)
             else:
-                self._reap(worker, events)
+                exited.append(worker)
+        for worker in exited:  # after reading every pipe, so a sibling's events come first
+            self._reap(worker, events)
         if deadline is not None and time.monotonic() >= deadline:
             self._kill_overdue()
-        self._start_workers()
+        self._schedule()
         return events
 
     # -- reading events --------------------------------------------------------------------
 
     def _read(self, worker: _Worker, events: list) -> None:
-        conn = worker.conn
-        for _ in range(READS_PER_WAKE):
-            try:
-                data = conn.recv_bytes()
-            except (EOFError, OSError):
-                return  # the worker is gone; its sentinel tells the rest
-            batch = decode_batch(data)
+        try:
+            frames = worker.reader.read()
+        except (EOFError, OSError):
+            self._close_pipe(worker)  # the worker is gone; its sentinel tells the rest
+            return
+        for frame in frames:
+            batch = decode_batch(frame)
             for event in batch:
                 self._track(worker, event, events)
             events.extend(batch)
-            if not conn.poll():
-                break
-        self._feed(worker)
+
+    def _close_pipe(self, worker: _Worker) -> None:
+        if not worker.eof:
+            worker.eof = True
+            self._poller.unregister(worker.fd)
+            del self._by_fd[worker.fd]
 
     def _track(self, worker: _Worker, event: Any, events: list) -> None:
-        if type(event) is Log:
+        kind = type(event)
+        if kind is Log:
             worker.last_logs.append(event.message)
-        elif type(event) is Started:
+        elif kind is Started:
             worker.started_at = time.monotonic()
             worker.last_logs.clear()
-        elif type(event) is Done:
-            if worker.held and worker.held[0] == event.offset:
-                worker.held.popleft()
+        elif kind is Done:
+            held = worker.held
+            if held and held[0] == event.offset:
+                held.popleft()
             else:
-                worker.held.remove(event.offset)
+                held.remove(event.offset)
             worker.started_at = None
             self.unfinished -= 1
-        elif type(event) is Error and self.stop_on_error and not self.stopped:
+        elif kind is Error and self.stop_on_error and not self.stopped:
             self.stopped = True
             self._cancel_pending(events)
 
@@ -208,6 +213,23 @@ class WorkerPool:
 
     # -- handing out work ------------------------------------------------------------------
 
+    def _schedule(self) -> None:
+        """Feed workers that have room, stop those with nothing left, start processes in free slots."""
+        for worker in self.workers:
+            if not worker.stopping and not worker.dedicated:
+                self._feed(worker)
+        while len(self.workers) < self.max_workers:
+            if self.inherit_only:
+                offset = self.inherit_only.popleft()
+                self._spawn(first=[(offset, self.items[offset])])
+            elif self.pending and self.max_items == 1:
+                offset = self.pending.popleft()
+                self._spawn(first=[(offset, self.items[offset])])
+            elif self.pending:
+                self._feed(self._spawn(first=None))
+            else:
+                return
+
     def _chunk_size(self) -> int:
         if self.stop_on_error:
             return 1  # never hold items another failure could have cancelled
@@ -215,18 +237,18 @@ class WorkerPool:
         return max(1, min(MAX_CHUNK, guided))
 
     def _feed(self, worker: _Worker) -> None:
-        if worker.stopping or worker.dedicated:
-            return
-        size = self._chunk_size()
-        if len(worker.held) > size // 2 or (self.stop_on_error and worker.held):
-            return
-        if self.max_items is not None:
-            size = min(size, self.max_items - worker.sent)
-        offsets = [self.pending.popleft() for _ in range(min(size, len(self.pending)))]
-        if offsets:
+        while self.pending:
+            size = self._chunk_size()
+            if worker.held and (self.stop_on_error or len(worker.held) > size // 2):
+                return
+            if self.max_items is not None:
+                size = min(size, self.max_items - worker.sent)
+            if size <= 0:
+                break
+            offsets = [self.pending.popleft() for _ in range(min(size, len(self.pending)))]
             self._send(worker, offsets)
-        if not worker.held and (not self.pending or worker.sent == self.max_items):
-            self._stop(worker)
+        if not worker.held:
+            self._stop(worker)  # nothing left for it: free its slot
 
     def _send(self, worker: _Worker, offsets: list[int]) -> None:
         items = [self.items[offset] for offset in offsets]
@@ -253,96 +275,104 @@ class WorkerPool:
         return bytes(ForkingPickler.dumps([self.items[o] for o in ok])), ok
 
     def _stop(self, worker: _Worker) -> None:
+        if worker.stopping:
+            return
         worker.stopping = True
         try:
             worker.conn.send(None)
         except OSError:
             pass  # already gone; the sentinel will say so
 
-    def _start_workers(self) -> None:
-        while len(self.live_workers()) < self.max_workers:
-            if self.inherit_only:
-                offset = self.inherit_only.popleft()
-                self._spawn(first=[(offset, self.items[offset])], dedicated=True)
-            elif self.pending:
-                if self.max_items == 1:
-                    offset = self.pending.popleft()
-                    self._spawn(first=[(offset, self.items[offset])], dedicated=True)
-                else:
-                    self._feed(self._spawn(first=None, dedicated=False))
-            else:
-                return
-
-    def _spawn(self, first: list | None, dedicated: bool) -> _Worker:
+    def _spawn(self, first: list | None) -> _Worker:
         parent_end, child_end = self.context.Pipe(duplex=True)
+        running = self.context.RawValue("q", -1)
+        dedicated = first is not None
         process = self.context.Process(
             target=worker_main,
             args=(child_end, self.function, self.shared_data, self.style, first,
-                  1 if dedicated else self.max_items),
-            name=f"mpmq-worker-{self.processes_started}",
+                  1 if dedicated else self.max_items, running),
+            name=f"mpmq-worker-{len(self._processes)}",
             daemon=True,
         )
         process.start()
         child_end.close()  # only the worker holds it now, so its death reads as EOF here
-        self.processes_started += 1
-        worker = _Worker(process, parent_end, dedicated)
+        worker = _Worker(process, parent_end, running, dedicated)
+        self._processes[worker.pid] = process
         if first:
             worker.held.extend(offset for offset, _ in first)
             worker.sent = len(first)
             worker.stopping = True
-        self.workers[parent_end] = worker
-        self.workers[process.sentinel] = worker
+        self.workers.append(worker)
+        self._by_fd[worker.fd] = (worker, True)
+        self._by_fd[worker.sentinel] = (worker, False)
+        self._poller.register(worker.fd, select.POLLIN)
+        self._poller.register(worker.sentinel, select.POLLIN)
         return worker
 
     # -- deaths and deadlines --------------------------------------------------------------
 
     def _reap(self, worker: _Worker, events: list) -> None:
-        while True:  # drain what the worker sent before it exited: never lose an event
-            try:
-                if not worker.conn.poll():
-                    break
-                batch = decode_batch(worker.conn.recv_bytes())
-            except (EOFError, OSError):
-                break
-            for event in batch:
-                self._track(worker, event, events)
-            events.extend(batch)
+        while not worker.eof:  # drain what the worker sent before it exited: never lose an event
+            self._read(worker, events)
         worker.process.join()
         if worker.held:
             self._fail_running(worker, events)
-        del self.workers[worker.conn]
-        del self.workers[worker.process.sentinel]
+        self._forget(worker)
+
+    def _forget(self, worker: _Worker) -> None:
+        self._close_pipe(worker)
+        if worker.sentinel in self._by_fd:
+            self._poller.unregister(worker.sentinel)
+            del self._by_fd[worker.sentinel]
+        if worker in self.workers:
+            self.workers.remove(worker)
         worker.conn.close()
 
     def _fail_running(self, worker: _Worker, events: list) -> None:
-        offset = worker.held.popleft()  # workers run their items in order: the first is running
-        now = time.time()
-        if worker.killed_for_timeout:
-            kind = ItemTimeout
-            message = f"item {offset} timed out after {self.item_timeout} s; its worker (pid {worker.pid}) was killed"
-        else:
-            kind = WorkerDied
-            status = exit_description(worker.process.exitcode)
-            message = f"worker (pid {worker.pid}) exited with {status} while running item {offset}"
-        if worker.last_logs:
-            message += "; last log lines:\n" + "\n".join(f"  {line}" for line in worker.last_logs)
-        events.append(Error(offset, worker.pid, now, qualified_name(kind), message))
-        events.append(Done(offset, worker.pid, now))
-        self.unfinished -= 1
-        # items it held but never started go back to the front of the queue, in order
-        for requeued in reversed(worker.held):
-            (self.inherit_only if worker.dedicated else self.pending).appendleft(requeued)
+        """The worker died holding items: fail the one it was running, requeue the rest.
+
+        Items before it whose events never left the worker are re-run rather than lost;
+        when no item was running (death between items), the first held item takes a strike
+        and fails on its second, so an item that kills workers before starting cannot loop.
+        """
+        running = worker.running.value
+        held = list(worker.held)
         worker.held.clear()
+        if running in held:
+            culprit = running
+        else:
+            culprit = held[0]
+            self._strikes[culprit] = self._strikes.get(culprit, 0) + 1
+            if self._strikes[culprit] < 2:
+                culprit = None
+        now = time.time()
+        if culprit is not None:
+            held.remove(culprit)
+            if worker.killed_for_timeout:
+                kind = ItemTimeout
+                message = (f"item {culprit} timed out after {self.item_timeout} s; "
+                           f"its worker (pid {worker.pid}) was killed")
+            else:
+                kind = WorkerDied
+                status = exit_description(worker.process.exitcode)
+                message = f"worker (pid {worker.pid}) exited with {status} while running item {culprit}"
+            if worker.last_logs:
+                message += "; last log lines:\n" + "\n".join(f"  {line}" for line in worker.last_logs)
+            events.append(Error(culprit, worker.pid, now, qualified_name(kind), message))
+            events.append(Done(culprit, worker.pid, now))
+            self.unfinished -= 1
+        queue = self.inherit_only if worker.dedicated else self.pending
+        queue.extendleft(reversed(held))  # back to the front of the queue, in order
 
     def _next_deadline(self) -> float | None:
         if self.item_timeout is None:
             return None
-        starts = [w.started_at for w in self.live_workers() if w.started_at is not None and not w.killed_for_timeout]
+        starts = [w.started_at for w in self.workers if w.started_at is not None and not w.killed_for_timeout]
         return min(starts) + self.item_timeout if starts else None
 
     def _kill_overdue(self) -> None:
         now = time.monotonic()
-        for worker in self.live_workers():
+        for worker in self.workers:
             if worker.started_at is not None and now - worker.started_at >= self.item_timeout:
                 worker.killed_for_timeout = True
                 worker.process.kill()
@@ -355,6 +385,3 @@ def _terminate(process: Any) -> None:
         except OSError:
             pass
 
-
-def cpu_count() -> int:
-    return os.cpu_count() or 1

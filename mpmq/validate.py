@@ -115,6 +115,9 @@ class _Spawning:
     def duplicate_for_child(self, fd: int) -> int:
         return fd
 
+    def DupFd(self, fd: int) -> int:  # noqa: N802 (multiprocessing's name)
+        return fd
+
 
 def _dump(value: Any, message: str) -> None:
     try:

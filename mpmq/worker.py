@@ -35,48 +35,53 @@ from .events import Done, Error, Log, Result, Started, encode_batch
 FLUSH_INTERVAL = 0.01
 FLUSH_EVENTS = 2048
 FLUSH_BYTES = 1 << 20
+TRIVIAL_ITEM = 0.001
 
 KWARGS = "kwargs"
 POSITIONAL = "positional"
 
 
 class EventSender:
-    """Batches events and sends them; safe to call from the item's thread and the flusher."""
+    """Batches events and sends them in order.
+
+    The item's thread only appends (a list append is atomic), so logging costs no lock; the
+    flusher thread and size-based flushes take a batch and send it under one lock, so
+    batches leave in order and no event is lost between a take and an append.
+    """
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
         self._batch: list = []
         self._size = 0
-        self._wake = threading.Condition(threading.Lock())
+        self._send_lock = threading.Lock()
+        self._has_data = threading.Event()
         threading.Thread(target=self._flush_periodically, name="mpmq-flusher", daemon=True).start()
 
     def emit(self, event: Any, size: int = 64) -> None:
-        with self._wake:
-            self._batch.append(event)
-            self._size += size
-            if len(self._batch) >= FLUSH_EVENTS or self._size >= FLUSH_BYTES:
-                self._send_locked()
-            elif len(self._batch) == 1:
-                self._wake.notify()
+        batch = self._batch
+        batch.append(event)
+        self._size += size
+        if len(batch) >= FLUSH_EVENTS or self._size >= FLUSH_BYTES:
+            self.flush()
+        elif not self._has_data.is_set():
+            self._has_data.set()
 
     def flush(self) -> None:
-        with self._wake:
-            self._send_locked()
-
-    def _send_locked(self) -> None:
-        if self._batch:
-            data = encode_batch(self._batch)
-            self._batch = []
-            self._size = 0
-            self._conn.send_bytes(data)
+        with self._send_lock:
+            batch = self._batch
+            count = len(batch)
+            if count:
+                data = encode_batch(batch[:count])
+                del batch[:count]
+                self._size = 0
+                self._conn.send_bytes(data)
 
     def _flush_periodically(self) -> None:
-        with self._wake:
-            while True:
-                while not self._batch:
-                    self._wake.wait()
-                self._wake.wait(FLUSH_INTERVAL)
-                self._send_locked()
+        while True:
+            self._has_data.wait()
+            time.sleep(FLUSH_INTERVAL)  # let the batch grow; a live display still sees it promptly
+            self._has_data.clear()
+            self.flush()
 
 
 class Inbox:
@@ -87,6 +92,9 @@ class Inbox:
         self._chunks: list = []
         self._ready = threading.Condition(threading.Lock())
         threading.Thread(target=self._read, name="mpmq-reader", daemon=True).start()
+
+    def empty(self) -> bool:
+        return not self._chunks
 
     def get(self) -> Any:
         with self._ready:
@@ -120,6 +128,7 @@ class _EventLogHandler(logging.Handler):
         self.sender = sender
         self.pid = pid
         self.offset = 0
+        self.count = 0
         self._formatter = logging.Formatter()
 
     def handle(self, record: logging.LogRecord) -> bool:  # no per-record lock: one item at a time
@@ -127,6 +136,7 @@ class _EventLogHandler(logging.Handler):
         return True
 
     def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
         try:
             message = record.getMessage()
         except Exception:  # bad %-arguments: keep the raw text rather than lose the line
@@ -169,9 +179,16 @@ def error_event(offset: int, pid: int, exc: BaseException) -> Error:
 
 
 class ItemRunner:
-    """Runs one item at a time with its logging captured, emitting its events."""
+    """Runs one item at a time with its logging captured, emitting its events.
 
-    def __init__(self, sender: EventSender, function: Callable, shared_data: Mapping, style: str) -> None:
+    ``running`` is a slot in shared memory holding the offset of the item being run, so when
+    this process dies the parent knows exactly which item killed it, even if the last batch
+    of events never left.
+    """
+
+    def __init__(self, sender: EventSender, function: Callable, shared_data: Mapping, style: str,
+                 running: Any = None) -> None:
+        self.running = running
         self.sender = sender
         self.function = function
         self.shared_data = shared_data
@@ -179,9 +196,13 @@ class ItemRunner:
         self.pid = os.getpid()
         self.handler = _EventLogHandler(sender, self.pid)
 
-    def run(self, offset: int, item: Any) -> None:
+    def run(self, offset: int, item: Any, last: bool = True) -> None:
         emit, pid = self.sender.emit, self.pid
-        emit(Started(offset, pid, time.time()))
+        if self.running is not None:
+            self.running.value = offset
+        logged = self.handler.count
+        started = time.time()
+        emit(Started(offset, pid, started))
         root = logging.getLogger()
         saved_level, saved_handlers = root.level, root.handlers[:]
         self.handler.offset = offset
@@ -208,8 +229,13 @@ class ItemRunner:
             root.setLevel(saved_level)
         size = len(event.value.pickle) if isinstance(event, Result) else 256
         emit(event, size)
-        emit(Done(offset, pid, time.time()))
-        self.sender.flush()
+        ended = time.time()
+        emit(Done(offset, pid, ended))
+        # Flush now unless the item was trivial (no logs, under a millisecond): then the
+        # flusher sends it within FLUSH_INTERVAL, and if this process dies before that the
+        # parent re-runs the item rather than lose its result (see pool.py, _fail_running).
+        if last or self.handler.count != logged or ended - started > TRIVIAL_ITEM:
+            self.sender.flush()
 
     def fail_chunk(self, offsets: list[int], exc: BaseException) -> None:
         """The chunk could not be unpickled here: fail each of its items, never lose one."""
@@ -227,6 +253,7 @@ def worker_main(
     style: str,
     first_items: list | None = None,
     max_items: int | None = None,
+    running: Any = None,
 ) -> None:
     """Entry point of a worker process.
 
@@ -238,7 +265,7 @@ def worker_main(
     faulthandler.enable()  # a segfault leaves a Python traceback on stderr
     sender = EventSender(conn)
     inbox = Inbox(conn)
-    runner = ItemRunner(sender, function, shared_data, style)
+    runner = ItemRunner(sender, function, shared_data, style, running)
     done = 0
     for offset, item in first_items or ():
         runner.run(offset, item)
@@ -253,7 +280,8 @@ def worker_main(
         except BaseException as exc:
             runner.fail_chunk(offsets, exc)
             continue
-        for offset, item in zip(offsets, items):
-            runner.run(offset, item)
+        last = len(items) - 1
+        for index, (offset, item) in enumerate(zip(offsets, items)):
+            runner.run(offset, item, last=index == last and inbox.empty())
             done += 1
     sender.flush()

@@ -1,0 +1,372 @@
+"""Read a recording back: its runs, its items, and its events as the same typed events a live
+run produces, so replay feeds them to the same loop (issue 5).
+
+A recording is shared data, so it is read as untrusted: opened read-only, never created,
+checked (SQLite, an mpmq recording, a format we know) before anything else is read, every row
+validated into its type, and nothing unpickled: pickles come back as bytes inside ``Payload``
+and ``mpmq.payload.load(payload, allow_pickle)`` decides. Every problem is one
+``RecordingError`` line naming the file.
+
+The format itself lives here too (its tables, its version, the checks that recognise it), so
+the writer (``store.py``) and the reader agree on what a recording is.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Collection, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from sqlite_utils import Database
+
+from .events import AnyEvent, Done, Error, Log, Payload, Result, Started
+
+FORMAT_VERSION = 1  # the newest format this mpmq reads and the one it writes
+SQLITE_MAGIC = b"SQLite format 3\x00"
+APPLICATION_ID = 0x6D706D71  # b"mpmq", in the SQLite header for tools like file(1)
+
+_decode = msgspec.json.decode
+
+
+class RecordingError(ValueError):
+    """A recording cannot be written or read; the one-line message names the file and the problem."""
+
+
+def create_schema(db: Database) -> None:
+    """The tables of format 1, in the order a person reads them: run, items, events."""
+    db["mpmq_meta"].create({"key": str, "value": str}, pk="key")
+    db["mpmq_meta"].insert_all(
+        [{"key": "format_version", "value": str(FORMAT_VERSION)}, {"key": "application", "value": "mpmq"}]
+    )
+    db["runs"].create(
+        {
+            "id": int, "format_version": int, "mpmq_version": str, "python_version": str,
+            "platform": str, "start_method": str, "function": str, "handler": str,
+            "processes_to_start": int, "error_policy": str, "command_line": str,
+            "started_at": float, "ended_at": float, "utc_offset": int, "status": str,
+            "item_count": int, "succeeded": int, "failed": int, "shared_data": str,
+            "shared_data_repr_keys": str, "shared_data_pickle": bytes, "options": str,
+            "parent_run": int, "recording_error": str,
+        },
+        pk="id",
+    )  # fmt: skip
+    db["items"].create(
+        {
+            "run_id": int, "offset": int, "input": str, "input_repr": str, "input_pickle": bytes,
+            "status": str, "pid": int, "started_at": float, "ended_at": float, "duration": float,
+            "result": str, "result_repr": str, "result_pickle": bytes, "error_type": str,
+            "error_message": str, "traceback": str,
+        },
+        pk=("run_id", "offset"),
+        foreign_keys=[("run_id", "runs", "id")],
+    )  # fmt: skip
+    db["events"].create(
+        {
+            "run_id": int, "seq": int, "kind": str, "offset": int, "pid": int,
+            "worker_time": float, "received_at": float, "level": int, "logger": str,
+            "message": str, "data": str, "pickle": bytes,
+        },
+        pk=("run_id", "seq"),
+        foreign_keys=[("run_id", "runs", "id")],
+    )  # fmt: skip
+    # "events of run R in order" is the primary key; this one is "events of item N".
+    db["events"].create_index(["run_id", "offset", "seq"], index_name="events_by_item")
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+
+
+def check_sqlite_file(path: str) -> None:
+    """Refuse a file that is not SQLite, or is shorter than its own header says (truncated)."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(100)
+        size = os.path.getsize(path)
+    except OSError as exc:
+        raise RecordingError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if not header:
+        return  # an empty file is an empty SQLite database
+    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
+        raise RecordingError(f"{path} is not a SQLite database (so not an mpmq recording)")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    # The page count in the header is valid only when "version-valid-for" matches the change
+    # counter (SQLite file format, 1.3.7). A partial copy or download is the usual truncation.
+    if header[92:96] == header[24:28] and size < pages * page_size:
+        raise RecordingError(f"{path} is truncated or corrupted: {size} bytes, its header says {pages * page_size}")
+
+
+def read_format(conn: sqlite3.Connection, path: str) -> int | None:
+    """The file's format version, read before anything else; ``None`` for an empty database.
+
+    Refuses a foreign SQLite database and a recording of a newer format.
+    """
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not tables:
+        return None
+    if "mpmq_meta" not in tables:
+        raise RecordingError(f"{path} is a SQLite database but not an mpmq recording")
+    row = conn.execute("SELECT value FROM mpmq_meta WHERE key = 'format_version'").fetchone()
+    try:
+        version = int(row[0])
+    except (TypeError, ValueError):
+        raise RecordingError(f"{path} is not an mpmq recording: it has no valid format_version") from None
+    if version > FORMAT_VERSION:
+        raise RecordingError(
+            f"{path} is a recording in format {version}, newer than this mpmq reads "
+            f"(up to {FORMAT_VERSION}): upgrade mpmq to read it"
+        )
+    missing = {"runs", "items", "events"} - tables
+    if version < 1 or missing:
+        raise RecordingError(f"{path} is not a valid mpmq recording (format {version}, missing {sorted(missing)})")
+    return version
+
+
+class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One row of ``runs``: a run's header and outcome (JSON columns decoded)."""
+
+    id: int
+    format_version: int = FORMAT_VERSION
+    mpmq_version: str | None = None
+    python_version: str | None = None
+    platform: str | None = None
+    start_method: str | None = None
+    function: str | None = None  # "module:qualname"
+    handler: str | None = None  # "module:qualname"; a hint, never imported unasked
+    processes_to_start: int | None = None
+    error_policy: str | None = None
+    command_line: list[str] = []
+    started_at: float | None = None
+    ended_at: float | None = None
+    utc_offset: int | None = None  # seconds east of UTC, as the live parent saw its clock
+    status: str = "running"  # "running" after the run ended means its parent died
+    item_count: int | None = None
+    succeeded: int | None = None
+    failed: int | None = None
+    shared_data: Any = None  # redacted; values JSON cannot hold are their repr ...
+    shared_data_repr_keys: list[str] = []  # ... under these keys
+    shared_data_pickle: bytes | None = None  # only when recorded with keep_pickle
+    options: dict[str, Any] = {}
+    parent_run: int | None = None  # the run this one re-ran
+    recording_error: str | None = None  # why the recording stopped early, if it did
+
+    @property
+    def complete(self) -> bool:
+        """The run ended and its recording holds everything."""
+        return self.status != "running" and self.recording_error is None
+
+
+class ItemRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One row of ``items``: what the recording says about one item of a run."""
+
+    offset: int
+    input: Payload
+    status: str = "pending"
+    pid: int | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    duration: float | None = None
+    result: Payload | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    traceback: str | None = None
+
+
+_JSON_RUN_COLUMNS = ("command_line", "shared_data", "shared_data_repr_keys", "options")
+_EVENT_TYPES: dict[str, type] = {"started": Started, "log": Log, "result": Result, "error": Error, "done": Done}
+
+
+class Recording:
+    """An open recording (see ``open_recording``); use it as a context manager or ``close()`` it."""
+
+    def __init__(self, path: str, conn: sqlite3.Connection, format_version: int) -> None:
+        self.path = path
+        self.format_version = format_version
+        self._conn = conn
+
+    def __enter__(self) -> Recording:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def runs(self) -> list[RunInfo]:
+        """Every run in the file, oldest first."""
+        return [self._run_info(row) for row in self._query("SELECT * FROM runs ORDER BY id")]
+
+    def run(self, run_id: int | None = None) -> RunInfo:
+        """One run: the latest by default."""
+        if run_id is None:
+            rows = self._query("SELECT * FROM runs ORDER BY id DESC LIMIT 1")
+            if not rows:
+                raise RecordingError(f"{self.path} holds no runs")
+        else:
+            rows = self._query("SELECT * FROM runs WHERE id = ?", (run_id,))
+            if not rows:
+                known = ", ".join(str(row["id"]) for row in self._query("SELECT id FROM runs ORDER BY id"))
+                raise RecordingError(f"{self.path} has no run {run_id} (its runs: {known or 'none'})")
+        return self._run_info(rows[0])
+
+    def items(self, run_id: int | None = None) -> list[ItemRecord]:
+        """The run's items in offset order (the latest run by default)."""
+        run_id = self.run(run_id).id
+        rows = self._query('SELECT * FROM items WHERE run_id = ? ORDER BY "offset"', (run_id,))
+        return [self._item(row) for row in rows]
+
+    def events(
+        self, run_id: int | None = None, offsets: Collection[int] | None = None, until: int | None = None
+    ) -> Iterator[tuple[int, float, AnyEvent]]:
+        """``(seq, received_at, event)`` in the order the live parent received them.
+
+        ``offsets`` keeps only those items' events; ``until`` stops after that sequence number.
+        Events are read lazily, so a long run is never all in memory.
+        """
+        run_id = self.run(run_id).id
+        sql = (
+            'SELECT seq, kind, "offset", pid, worker_time, received_at, level, logger, message, data, pickle'
+            " FROM events WHERE run_id = ?"
+        )
+        params: list[Any] = [run_id]
+        wanted = None
+        if offsets is not None:
+            wanted = {int(offset) for offset in offsets}
+            if len(wanted) <= 500:  # beyond SQLite's variable limit, filter here instead
+                sql += f' AND "offset" IN ({", ".join("?" * len(wanted))})'
+                params.extend(sorted(wanted))
+        if until is not None:
+            sql += " AND seq <= ?"
+            params.append(int(until))
+        sql += " ORDER BY seq"
+        return self._events(sql, params, wanted)
+
+    # -- internals --
+
+    def _events(self, sql: str, params: list[Any], wanted: set[int] | None) -> Iterator[tuple[int, float, AnyEvent]]:
+        try:
+            cursor = self._conn.execute(sql, params)
+            while True:
+                rows = cursor.fetchmany(2000)
+                if not rows:
+                    return
+                for row in rows:
+                    if wanted is None or row[2] in wanted:
+                        yield row[0], row[5], self._event(row)
+        except sqlite3.DatabaseError as exc:
+            raise self._corrupted(exc) from None
+
+    def _event(self, row: sqlite3.Row) -> AnyEvent:
+        seq, kind, offset, pid, worker_time, _, level, logger, message, data, pickled = row
+        fields: dict[str, Any] = {"offset": offset, "pid": pid, "time": worker_time}
+        try:
+            cls = _EVENT_TYPES[kind]
+            extra = _decode(data) if data is not None else {}
+            if cls is Log:
+                fields.update(level=level, logger=logger, message=message, exc_text=extra.get("exc_text"))
+            elif cls is Result:
+                fields["value"] = _payload(extra.get("json", msgspec.UNSET), extra.get("repr"), pickled)
+            elif cls is Error:
+                fields.update(message=message, exception=pickled, type=extra.get("type"))
+                fields["traceback"] = extra.get("traceback", "")
+            return msgspec.convert(fields, cls)
+        except KeyError:
+            raise RecordingError(
+                f"{self.path}: event {seq} has kind {kind!r}, unknown to this mpmq (recorded by a newer one?)"
+            ) from None
+        except (msgspec.MsgspecError, AttributeError, TypeError) as exc:
+            raise RecordingError(f"{self.path} is corrupted: event {seq}: {exc}") from None
+
+    def _run_info(self, row: sqlite3.Row) -> RunInfo:
+        fields = dict(zip(row.keys(), row))
+        try:
+            for key in _JSON_RUN_COLUMNS:
+                if fields.get(key) is None:
+                    fields.pop(key, None)  # NULL: the field's default
+                else:
+                    fields[key] = _decode(fields[key])
+            # Columns a later version added are not ours to interpret; ours have defaults.
+            known = {key: value for key, value in fields.items() if key in RunInfo.__struct_fields__}
+            return msgspec.convert(known, RunInfo)
+        except (msgspec.MsgspecError, TypeError) as exc:
+            raise RecordingError(f"{self.path} is corrupted: run {fields.get('id')}: {exc}") from None
+
+    def _item(self, row: sqlite3.Row) -> ItemRecord:
+        try:
+            has_result = row["result"] is not None or row["result_repr"] is not None or row["result_pickle"]
+            return msgspec.convert(
+                {
+                    "offset": row["offset"],
+                    "input": _payload(_json_or_unset(row["input"]), row["input_repr"], row["input_pickle"]),
+                    "status": row["status"],
+                    "pid": row["pid"],
+                    "started_at": row["started_at"],
+                    "ended_at": row["ended_at"],
+                    "duration": row["duration"],
+                    "result": _payload(_json_or_unset(row["result"]), row["result_repr"], row["result_pickle"])
+                    if has_result
+                    else None,
+                    "error_type": row["error_type"],
+                    "error_message": row["error_message"],
+                    "traceback": row["traceback"],
+                },
+                ItemRecord,
+            )
+        except (msgspec.MsgspecError, TypeError) as exc:
+            raise RecordingError(f"{self.path} is corrupted: item {row['offset']}: {exc}") from None
+
+    def _query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self._corrupted(exc) from None
+
+    def _corrupted(self, exc: sqlite3.DatabaseError) -> RecordingError:
+        return RecordingError(f"{self.path} is truncated or corrupted: {exc}")
+
+
+def open_recording(path: str | os.PathLike[str]) -> Recording:
+    """Open a recording for reading; ``RecordingError`` (one line naming the file) if it is not one.
+
+    Refuses a missing file, a file that is not SQLite, a SQLite database that is not an mpmq
+    recording, a recording of a newer format, and a truncated or corrupted file. Never creates
+    or changes a file.
+    """
+    name = os.fsdecode(os.fspath(path))
+    if not os.path.exists(name):
+        raise RecordingError(f"{name}: no such file")
+    if os.path.isdir(name):
+        raise RecordingError(f"{name} is a directory, not a recording")
+    check_sqlite_file(name)
+    conn = None
+    try:
+        # mode=ro: never create, never write (a missing file fails instead of appearing).
+        conn = sqlite3.connect(f"{Path(os.path.abspath(name)).as_uri()}?mode=ro", uri=True)
+        conn.row_factory = sqlite3.Row
+        version = read_format(conn, name)
+        if version is None:
+            raise RecordingError(f"{name} is an empty SQLite database, not an mpmq recording")
+        return Recording(name, conn, version)
+    except sqlite3.DatabaseError as exc:
+        if conn is not None:
+            conn.close()
+        raise RecordingError(f"{name} is truncated or corrupted: {exc}") from None
+    except BaseException:
+        if conn is not None:
+            conn.close()
+        raise
+
+
+def _json_or_unset(text: str | None) -> Any:
+    return msgspec.UNSET if text is None else _decode(text)
+
+
+def _payload(json_value: Any, text: str | None, pickled: bytes | None) -> dict[str, Any]:
+    """A Payload's fields, for msgspec.convert to validate (``json`` omitted when absent)."""
+    fields: dict[str, Any] = {"repr": text, "pickle": pickled}
+    if json_value is not msgspec.UNSET:
+        fields["json"] = json_value
+    return fields

@@ -1,0 +1,258 @@
+"""Real runs of the engine: real worker processes, no mocking."""
+
+import multiprocessing
+import queue
+import time
+
+import pytest
+
+from fixtures import workers
+from mpmq import Done, Error, Log, MPmq, Result, RunFailed, Started
+from mpmq.errors import ItemCancelled
+from mpmq.mpmq import NoActiveProcesses
+
+
+@pytest.fixture(params=["fork", "spawn"])
+def method(request):
+    return request.param
+
+
+class Collector(MPmq):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.messages = []
+
+    def process_message(self, offset, message):
+        self.messages.append((offset, message))
+
+
+def test_results_come_back_in_item_order_when_later_items_finish_first(method):
+    data = [{"delay": 0.05 * (4 - i), "value": i} for i in range(4)]
+    assert MPmq(workers.sleep_then_return, process_data=data, context=method).execute() == [0, 1, 2, 3]
+
+
+def test_item_keys_and_shared_data_are_keyword_arguments(method):
+    data = [{"pid": i} for i in range(3)]
+    assert MPmq(workers.add, process_data=data, shared_data={"number": 10}, context=method).execute() == [10, 11, 12]
+
+
+def test_functions_with_required_parameters_get_item_and_shared_data_positionally(method):
+    results = MPmq(workers.positional, process_data=[{"a": 1}], shared_data={"s": 2}, context=method).execute()
+    assert results == [{"item": {"a": 1}, "shared": {"s": 2}}]
+
+
+def test_an_item_key_named_offset_belongs_to_the_user():
+    assert MPmq(workers.takes_offset, process_data=[{"offset": "mine"}, {}]).execute() == ["mine", None]
+
+
+def test_empty_process_data_runs_nothing():
+    assert MPmq(workers.add, process_data=[]).execute() == []
+
+
+def test_none_process_data_runs_the_function_once_with_shared_data():
+    assert MPmq(workers.add, shared_data={"pid": 1, "number": 1}).execute() == [2]
+
+
+def test_more_items_than_processes_all_run_on_at_most_n_processes(method):
+    results = MPmq(workers.pid_of, process_data=[{"value": i} for i in range(20)], processes_to_start=2,
+                   context=method).execute()
+    assert len(results) == 20 and len(set(results)) <= 2
+
+
+def test_max_items_per_worker_one_gives_every_item_a_fresh_process(method):
+    results = MPmq(workers.pid_of, process_data=[{"value": i} for i in range(4)], processes_to_start=2,
+                   max_items_per_worker=1, context=method).execute()
+    assert len(set(results)) == 4
+
+
+def test_log_lines_arrive_fully_formatted_with_upstream_prefixes(method):
+    run = Collector(workers.chatty, process_data=[{"name": "a"}], context=method)
+    assert run.execute() == ["a"]
+    assert run.messages == [
+        (0, "debug a"),
+        (0, "INFO: x=5"),
+        (0, "WARN: careful"),
+        (0, "ERROR: bad"),
+        (0, "INFO: DONE"),
+        (0, "INFO: ERROR"),
+        (0, "INFO: line one\nline two"),
+        (0, "ERROR: caught it"),
+    ]
+
+
+def test_typed_events_carry_levels_loggers_and_exception_text(method):
+    class Typed(MPmq):
+        events = []
+
+        def process_event(self, event):
+            self.events.append(event)
+
+    run = Typed(workers.chatty, process_data=[{"name": "a"}], context=method)
+    assert run.execute() == ["a"]
+    kinds = [type(e) for e in run.events]
+    assert kinds[0] is Started and kinds[-2:] == [Result, Done] and kinds.count(Log) == 8
+    logs = [e for e in run.events if type(e) is Log]
+    assert logs[1].level == 20 and logs[1].logger == "fixtures.workers"
+    assert "KeyError: 'inner'" in logs[-1].exc_text
+    assert {e.pid for e in run.events} == {run.events[0].pid}
+
+
+def test_logging_set_up_for_one_item_does_not_leak_into_the_next():
+    run = Collector(workers.chatty, process_data=[{"name": "a"}, {"name": "b"}], processes_to_start=1)
+    run.execute()
+    first = [m for o, m in run.messages if o == 0]
+    second = [m for o, m in run.messages if o == 1]
+    assert len(first) == len(second) == 8 and second[0] == "debug b"
+
+
+def test_failed_items_return_their_exception_with_the_remote_traceback(method):
+    data = [{"value": i, "bad": 1} for i in range(3)]
+    run = Collector(workers.fail_on, process_data=data, context=method)
+    results = run.execute()
+    assert results[0] == 0 and results[2] == 2
+    assert isinstance(results[1], ValueError) and str(results[1]) == "bad value 1"
+    assert "in fail_on" in results[1].remote_traceback
+    assert (1, "ERROR: bad value 1") in run.messages
+
+
+def test_raise_if_error_names_every_failed_offset():
+    data = [{"value": i, "bad": i if i in (1, 3) else -1} for i in range(4)]
+    with pytest.raises(RunFailed, match="the process at offset 1, 3 had errors") as caught:
+        MPmq(workers.fail_on, process_data=data).execute(raise_if_error=True)
+    assert set(caught.value.errors) == {1, 3}
+    assert "ValueError: bad value 3" in caught.value.tracebacks[3]
+
+
+def test_by_default_items_queued_after_a_failure_still_run():
+    data = [{"value": i, "bad": 0} for i in range(5)]
+    results = MPmq(workers.fail_on, process_data=data, processes_to_start=1).execute()
+    assert isinstance(results[0], ValueError) and results[1:] == [1, 2, 3, 4]
+
+
+def test_stop_on_error_cancels_every_item_that_never_ran():
+    data = [{"value": i, "bad": 1} for i in range(5)]
+    results = MPmq(workers.fail_on, process_data=data, processes_to_start=1, stop_on_error=True).execute()
+    assert results[0] == 0 and isinstance(results[1], ValueError)
+    assert all(isinstance(r, ItemCancelled) for r in results[2:])
+
+
+def test_an_item_holding_a_queue_gets_a_process_of_its_own(method):
+    ctx = multiprocessing.get_context(method)
+    q = ctx.Queue()
+    data = [{"queue": q, "value": i} for i in range(3)]
+    assert MPmq(workers.put_on_queue, process_data=data, processes_to_start=2, context=method).execute() == [0, 1, 2]
+    assert sorted(q.get(timeout=5) for _ in range(3)) == [0, 1, 2]
+
+
+def test_hooks_see_counters_already_updated():
+    seen = []
+
+    class Hooks(MPmq):
+        def on_start_process(self):
+            seen.append(("start", self.active_processes, self.completed_processes))
+
+        def on_complete_process(self):
+            seen.append(("complete", self.active_processes, self.completed_processes))
+
+    Hooks(workers.sleep_then_return, process_data=[{"value": 1}, {"value": 2}], processes_to_start=1).execute()
+    assert seen == [("start", 1, 0), ("complete", 0, 1), ("start", 1, 1), ("complete", 0, 2)]
+
+
+def test_processes_table_is_filled_for_every_offset_with_a_duration():
+    run = MPmq(workers.sleep_then_return, process_data=[{"value": i} for i in range(3)], processes_to_start=1)
+    run.execute()
+    assert sorted(run.processes) == [0, 1, 2]
+    for meta in run.processes.values():
+        assert meta["duration"] == "0:00:00" and meta["stop_time"] >= meta["start_time"]
+
+
+def test_pull_seams_drive_a_run_the_way_mpcurses_does():
+    """mpcurses runs its own loop out of start_processes, message_queue.get(False) and
+    process_control_message; the strings and the end-of-run signal must be 0.7.0's."""
+    run = MPmq(workers.chatty, process_data=[{"name": "a"}, {"name": "b"}], processes_to_start=1)
+    run.start_processes()
+    received, empties = [], 0
+    try:
+        while True:
+            try:
+                message = run.message_queue.get(False)
+            except queue.Empty:
+                empties += 1
+                continue
+            received.append(message)
+            if message in ("#0-DONE", "#1-DONE", "#0-ERROR", "#1-ERROR"):
+                run.process_control_message(int(message[1]), message[3:])
+            assert run.process_queue.qsize() in (0, 1)
+    except NoActiveProcesses:
+        pass
+    finally:
+        run._end("succeeded")
+    assert received[0] == "#0-debug a" and "#0-INFO: DONE" in received and "#0-INFO: ERROR" in received
+    assert received[-1] == "#1-DONE" and received.count("#0-DONE") == 1
+    assert run.completed_processes == 2 and run.active_processes == 0
+
+
+def test_get_message_parses_offsets_and_controls():
+    run = MPmq(workers.fail_on, process_data=[{"value": 0, "bad": 0}])
+    run.start_processes()
+    messages = []
+    try:
+        while True:
+            try:
+                messages.append(run.get_message())
+            except queue.Empty:
+                continue
+            if messages[-1]["control"] == "DONE":
+                break
+    finally:
+        run._end("failed")
+    assert messages == [
+        {"offset": 0, "control": None, "message": "ERROR: bad value 0"},
+        {"offset": 0, "control": "ERROR", "message": "#0-ERROR"},
+        {"offset": 0, "control": "DONE", "message": "#0-DONE"},
+    ]
+
+
+def test_a_subclass_written_for_0_2_gets_results_in_process_data_and_finished_processes():
+    class Old(MPmq):
+        lines = []
+
+        def process_non_control_message(self, offset, message):
+            self.lines.append((offset, message))
+
+    data = [{"pid": 1}, {"pid": 2}]
+    run = Old(workers.positional, process_data=data, shared_data={"number": 1})
+    run.execute()
+    assert data[0]["result"] == {"item": {"pid": 1}, "shared": {"number": 1}}
+    assert sorted(run.finished_processes) == [0, 1]
+    assert run.finished_processes[0]["duration"] == "0:00:00"
+
+
+def test_three_trivial_items_take_tens_of_milliseconds_not_seconds():
+    """Upstream waited a fixed 3 s at the end of every execute()."""
+    start = time.monotonic()
+    MPmq(workers.sleep_then_return, process_data=[{"value": i} for i in range(3)], context="fork").execute()
+    assert time.monotonic() - start < 2.0  # a regression guard for the 3 s wait, not a benchmark
+
+
+def test_every_event_reaches_process_event_in_order_per_item(method):
+    class Typed(MPmq):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self.kinds = {}
+
+        def process_event(self, event):
+            self.kinds.setdefault(event.offset, []).append(type(event).__name__)
+
+    run = Typed(workers.fail_on, process_data=[{"value": i, "bad": 2} for i in range(4)], context=method)
+    run.execute()
+    for offset, kinds in run.kinds.items():
+        last = ["Error", "Done"] if offset == 2 else ["Result", "Done"]
+        assert kinds[0] == "Started" and kinds[-2:] == last
+
+
+def test_state_is_derived_from_events():
+    run = MPmq(workers.fail_on, process_data=[{"value": i, "bad": 1} for i in range(3)])
+    run.execute()
+    assert run.state.counts() == {"pending": 0, "running": 0, "succeeded": 2, "failed": 1}
+    assert isinstance(run.state.items[1].error, Error)
