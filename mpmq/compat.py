@@ -224,7 +224,9 @@ class MPmq(Engine):
         wait = timeout if block else IDLE_WAIT
         while not outbox:
             if not self._next_event(wait) and not outbox:
-                if block and timeout is None and not self._over:
+                if self._over:
+                    raise NoActiveProcesses()  # ends any loop shaped like 0.7.0's run()
+                if block and timeout is None:
                     continue
                 raise Empty
         return outbox.popleft()

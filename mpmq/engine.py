@@ -141,6 +141,41 @@ class Engine:
             _restore_sigterm(previous_sigterm)
         return self.results()
 
+    def replay(
+        self,
+        path: str | os.PathLike,
+        run: int | None = None,
+        allow_pickle: bool = False,
+        *,
+        clock: bool = True,
+        speed: float | None = None,
+        offsets: Collection[int] | None = None,
+        until: int | None = None,
+    ) -> list:
+        """Re-drive this instance's handlers from a recording, starting no workers.
+
+        The handlers are called exactly as ``execute`` called them, in the same order, with
+        the clock reading each event's live receive time (``clock=False`` turns that off).
+        Returns the recorded results; pickled values are loaded only with ``allow_pickle``.
+        Raises ``ReplayDiverged`` when the replayed state differs from the recorded items.
+        """
+        from .replaying import ReplayPlan
+
+        plan = ReplayPlan.open(path, run, clock=clock, speed=speed, offsets=offsets, until=until)
+        self._replay, self._allow_pickle, self._record_options = plan, allow_pickle, {}
+        self.replayed = plan
+        try:
+            try:
+                self.execute_run()
+            finally:
+                self._end("replayed")
+                self.final()
+        finally:
+            plan.close()
+            self._replay = None
+        plan.check(self._state)
+        return self.results()
+
     def results(self) -> list:
         """One entry per item, in item order, read from the run's state."""
         return [outcomes.outcome(item, self._allow_pickle) for item in self._state.items]
@@ -231,7 +266,7 @@ class Engine:
     def _end(self, status: str) -> None:
         source, self._source = self._source, None
         if source is not None:
-            source.close(terminate=status != "succeeded" and status != "failed")
+            source.close(terminate=status not in ("succeeded", "failed", "replayed"))
         recorder, self._recorder = self._recorder, None
         if recorder is not None:
             recorder.finish(status, self._state)

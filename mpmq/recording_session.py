@@ -1,0 +1,55 @@
+"""What the engine tells the recorder about a run before its first event: the run header."""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from .store import Recorder
+
+
+def qualified(obj: Any) -> str:
+    """``module:qualname``, the form ``mpmq-replay --handler`` and rerun import by."""
+    module = getattr(obj, "__module__", None) or "?"
+    name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
+    return f"{module}:{name}"
+
+
+def local_utc_offset() -> int:
+    offset = datetime.datetime.now().astimezone().utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
+
+
+def open_recorder(engine: Any, items: list, shared: Mapping, workers: int) -> Recorder:
+    """Open ``engine``'s recording (raises ``RecordingError`` before any worker starts)."""
+    from . import __version__
+
+    options = engine._record_options
+    header = {
+        "mpmq_version": __version__,
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+        "start_method": engine.context.get_start_method(),
+        "function": qualified(engine.function),
+        "handler": qualified(type(engine)),
+        "processes_to_start": workers,
+        "error_policy": "stop_on_error" if engine.stop_on_error else "run_all",
+        "command_line": list(sys.argv),
+        "started_at": time.time(),
+        "utc_offset": local_utc_offset(),
+        "item_count": len(items),
+        "options": {
+            "item_timeout": engine.item_timeout,
+            "max_items_per_worker": engine.max_items_per_worker,
+            "record_pickle": bool(options.get("keep_pickle")),
+        },
+        "parent_run": options.get("parent_run"),
+    }
+    return Recorder.open(
+        options["path"], header, items, shared,
+        redact=options.get("redact", True), keep_pickle=bool(options.get("keep_pickle")),
+    )

@@ -1,0 +1,96 @@
+"""A recording as a source of events for the engine's own loop, with the live run's clock.
+
+``MPmq.replay`` drives the very loop and handlers ``execute`` drives, reading events from the
+recording instead of from workers. During each handler call the clock (freezegun) reads the
+time at which the live parent received that event, in the time zone it had, so handlers that
+compute rates, ETAs or timestamps reproduce their output. Freezing the clock is started once
+and moved per event: starting is expensive, moving is cheap.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Collection, Iterator
+from typing import Any
+
+from .recording import Recording, RunInfo, open_recording
+from .state import RunState
+
+
+class ReplayDiverged(RuntimeError):
+    """The state folded from the recorded events differs from the recorded item rows."""
+
+    def __init__(self, seq: int, offset: int, detail: str) -> None:
+        super().__init__(f"replay diverged at seq {seq} (item {offset}): {detail}")
+        self.seq = seq
+        self.offset = offset
+
+
+class ReplayPlan:
+    """One recorded run, read back as events for the engine, with its clock."""
+
+    def __init__(self, recording: Recording, run: RunInfo, *, clock: bool, speed: float | None,
+                 offsets: Collection[int] | None, until: int | None) -> None:
+        self.recording = recording
+        self.run = run
+        self.items = recording.items(run.id)
+        self.item_count = run.item_count if run.item_count is not None else len(self.items)
+        self.speed = speed
+        self.offsets = set(offsets) if offsets is not None else None
+        self.until = until
+        self.incomplete = run.status == "running"
+        self.last_seq: dict[int, int] = {}
+        self._use_clock = clock
+        self._freezer: Any = None
+        self._clock: Any = None
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, run: int | None = None, **options: Any) -> ReplayPlan:
+        recording = open_recording(path)
+        try:
+            return cls(recording, recording.run(run), **options)
+        except BaseException:
+            recording.close()
+            raise
+
+    def events(self) -> Iterator[tuple]:
+        return self.recording.events(self.run.id, offsets=self.offsets, until=self.until)
+
+    def at(self, seq: int, received_at: float, event: Any) -> None:
+        """Called by the engine before the handlers see ``event``."""
+        self.last_seq[event.offset] = seq
+        if self._use_clock:
+            moment = datetime.datetime.fromtimestamp(received_at, datetime.timezone.utc).replace(tzinfo=None)
+            if self._clock is None:
+                self._start_clock(moment)
+            else:
+                self._clock.move_to(moment)
+
+    def _start_clock(self, moment: datetime.datetime) -> None:
+        from freezegun import freeze_time
+
+        hours = datetime.timedelta(seconds=self.run.utc_offset or 0)
+        # the pacing of --speed needs the real clock
+        self._freezer = freeze_time(moment, tz_offset=hours, ignore=["mpmq.sources"])
+        self._clock = self._freezer.start()
+
+    def close(self) -> None:
+        if self._freezer is not None:
+            self._freezer.stop()
+            self._freezer = self._clock = None
+        self.recording.close()
+
+    def check(self, state: RunState) -> None:
+        """Compare the replayed state with the recorded item rows (complete, unfiltered runs)."""
+        if self.incomplete or self.offsets is not None or self.until is not None:
+            return
+        differences = []
+        for record in self.items:
+            item = state.items[record.offset] if record.offset < len(state.items) else None
+            replayed = item.status if item is not None else "missing"
+            if replayed != record.status:
+                seq = self.last_seq.get(record.offset, 0)
+                differences.append((seq, record.offset, f"status {replayed!r}, recorded {record.status!r}"))
+        if differences:
+            raise ReplayDiverged(*min(differences))
