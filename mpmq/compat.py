@@ -20,6 +20,7 @@ import datetime
 import logging
 import re
 from collections import deque
+from collections.abc import Iterator, Mapping
 from queue import Empty
 from typing import Any
 
@@ -99,12 +100,13 @@ class MPmq(Engine):
                  processes_to_start: Any = None, timeout: Any = None, **options: Any) -> None:
         super().__init__(function, process_data=process_data, shared_data=shared_data,
                          processes_to_start=processes_to_start, timeout=timeout, **options)
-        self.processes: dict[int, dict] = {}
+        self.processes = ProcessTable(self)
         self.message_queue = _MessageQueue(self)
         self.process_queue = _ProcessQueue(self)
         self._outbox: deque[str] = deque()
         self._direct = False
         self._v02 = _written_for_0_2(type(self))
+        self._text_handler = self.process_non_control_message if self._v02 else self.process_message
         if self._v02:
             self.finished_processes: dict[int, dict] = {}
 
@@ -136,8 +138,12 @@ class MPmq(Engine):
 
     def process_event(self, event: AnyEvent) -> None:
         kind = type(event)
-        if kind is Log:
-            self._message(event.offset, prefixed(event.level, event.message))
+        if kind is Log:  # the hot path: a run may carry a million of these
+            text = event.message if event.level < 20 else prefixed(event.level, event.message)
+            if self._direct:
+                self._text_handler(event.offset, text)
+            else:
+                self._outbox.append(f"#{event.offset}-{text}")
         elif kind is Started:
             self._item_started(event)
         elif kind is Error:
@@ -159,15 +165,9 @@ class MPmq(Engine):
             self._outbox.append(f"#{offset}-{control}")
 
     def _deliver_text(self, offset: int, text: str) -> None:
-        if self._v02:
-            self.process_non_control_message(offset, text)  # type: ignore[attr-defined]
-        else:
-            self.process_message(offset, text)
+        self._text_handler(offset, text)
 
     def _item_started(self, event: Started) -> None:
-        meta = self.processes.setdefault(event.offset, _blank_meta())
-        meta["process"] = self.process_for(event.pid)
-        meta["start_time"] = datetime.datetime.fromtimestamp(event.time)
         self.on_start_process()
 
     # -- 0.7.0's loop and seams -------------------------------------------------------------
@@ -202,8 +202,7 @@ class MPmq(Engine):
     def start_processes(self) -> None:
         """Check the input and start the workers (or open the recording, in a replay)."""
         self._begin()
-        for offset in range(len(self.state.items)):
-            self.processes.setdefault(offset, _blank_meta())
+        self.processes = ProcessTable(self)
 
     def start_next_process(self) -> None:
         """Kept for 0.7.0 callers: the pool hands out items by itself."""
@@ -241,12 +240,9 @@ class MPmq(Engine):
             logger.info(f"error detected for process at offset:{offset}")
 
     def complete_process(self, offset: int) -> None:
-        """Fill in the item's stop time and duration, then call ``on_complete_process``."""
-        meta = self.processes.setdefault(offset, _blank_meta())
-        ended_at = self.state.items[offset].ended_at
-        meta["stop_time"] = datetime.datetime.fromtimestamp(ended_at) if ended_at else None
-        meta["duration"] = duration_text(meta["start_time"], meta["stop_time"])
+        """The item is finished: call ``on_complete_process`` (``processes`` reads the state)."""
         if self._v02:
+            meta = self.processes[offset]
             self.finished_processes[offset] = {
                 "process": meta["process"], "start_time": meta["start_time"],
                 "end_time": meta["stop_time"].strftime("%H:%M:%S") if meta["stop_time"] else None,
@@ -289,8 +285,38 @@ def duration_text(start: datetime.datetime | None, stop: datetime.datetime | Non
     return str(datetime.timedelta(seconds=round((stop - start).total_seconds())))
 
 
-def _blank_meta() -> dict:
-    return {"process": None, "start_time": None, "stop_time": None, "duration": None}
+class ProcessTable(Mapping):
+    """0.7.0's ``processes``: offset -> ``{process, start_time, stop_time, duration}``.
+
+    Read from the run's state when asked, so handing out an item costs nothing here; there is
+    an entry for every offset (``None`` values until the item starts and ends).
+    """
+
+    def __init__(self, owner: MPmq) -> None:
+        self._owner = owner
+        self._finished: dict[int, dict] = {}
+
+    def __getitem__(self, offset: int) -> dict:
+        cached = self._finished.get(offset)
+        if cached is not None:
+            return cached
+        items = self._owner.state.items
+        if not isinstance(offset, int) or not 0 <= offset < len(items):
+            raise KeyError(offset)
+        item = items[offset]
+        start = datetime.datetime.fromtimestamp(item.started_at) if item.started_at is not None else None
+        stop = datetime.datetime.fromtimestamp(item.ended_at) if item.ended_at is not None else None
+        process = self._owner.process_for(item.pid) if item.pid else None
+        meta = {"process": process, "start_time": start, "stop_time": stop, "duration": duration_text(start, stop)}
+        if item.finished:
+            self._finished[offset] = meta
+        return meta
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(len(self._owner.state.items)))
+
+    def __len__(self) -> int:
+        return len(self._owner.state.items)
 
 
 def _written_for_0_2(cls: type) -> bool:

@@ -69,8 +69,13 @@ class Engine:
         self.stop_on_error = stop_on_error
         self.max_items_per_worker = max_items_per_worker
         self._source: EventSource | None = None
+        self._ended_source: EventSource | None = None
         self._state = RunState.new(0)
-        self._buffer: deque = deque()
+        self._batches: deque = deque()  # (first seq, received_at, events) not yet handed out
+        self._events: list = []  # the batch being handed out, event by event
+        self._index = 0
+        self._seq0 = 0
+        self._received_at = 0.0
         self._recorder: Any = None
         self._record_options: dict = {}
         self._replay: Any = None
@@ -222,49 +227,51 @@ class Engine:
 
     @property
     def _over(self) -> bool:
-        return self._source is None or (not self._buffer and self._source_exhausted())
-
-    def _source_exhausted(self) -> bool:
-        if getattr(self._source, "pool", None) is not None:
-            return self._source.pool.exhausted
-        if self._buffer:
-            return False
-        batch = self._source.receive(0)
-        if batch:
-            self._take(batch)
-            return False
-        return batch is None
+        source = self._source
+        return source is None or (self._index >= len(self._events) and not self._batches and source.exhausted)
 
     def _next_event(self, timeout: float | None) -> bool:
         """Hand the next event to the handlers; False if none came within ``timeout``."""
-        if not self._buffer:
-            if self._source is None:
+        index = self._index
+        if index >= len(self._events):
+            if not self._batches and not self._receive(timeout):
                 return False
-            recorder = self._recorder
-            if recorder is not None and timeout is None:
-                timeout = COMMIT_INTERVAL  # so a quiet run still commits what it has
-            batch = self._source.receive(timeout)
-            if recorder is not None:
-                recorder.maybe_commit(time.time())
-            if not batch:
-                return False
-            self._take(batch)
-        seq, received_at, event = self._buffer.popleft()
+            self._seq0, self._received_at, self._events = self._batches.popleft()
+            index = 0
+        event = self._events[index]
+        self._index = index + 1
         reduce(self._state, event)
         if self._replay is not None:
-            self._replay.at(seq, received_at, event)
+            self._replay.at(self._seq0 + index, self._received_at, event)
         self.process_event(event)
         return True
 
-    def _take(self, batch: list) -> None:
+    def _receive(self, timeout: float | None) -> bool:
+        """Wait for the next batches from the source (and record them); False if none came."""
+        if self._source is None:
+            return False
         recorder = self._recorder
-        if recorder is not None:
-            for seq, received_at, event in batch:
+        if recorder is None:
+            batches = self._source.receive(timeout)
+            if not batches:
+                return False
+            self._batches.extend(batches)
+            return True
+        if timeout is None:
+            timeout = COMMIT_INTERVAL  # so a quiet run still commits what it has
+        batches = self._source.receive(timeout)
+        for first_seq, received_at, events in batches or ():
+            for seq, event in enumerate(events, first_seq):
                 recorder.append(seq, received_at, event)
-        self._buffer.extend(batch)
+        recorder.maybe_commit(time.time())
+        if not batches:
+            return False
+        self._batches.extend(batches)
+        return True
 
     def _end(self, status: str) -> None:
         source, self._source = self._source, None
+        self._ended_source = source
         if source is not None:
             source.close(terminate=status not in ("succeeded", "failed", "replayed"))
         recorder, self._recorder = self._recorder, None
@@ -273,11 +280,13 @@ class Engine:
             self.recording_error = recorder.failure
             if recorder.failure:
                 print(f"mpmq: recording failed, results are unaffected: {recorder.failure}", file=sys.stderr)
-        self._buffer.clear()
+        self._batches.clear()
+        self._events, self._index = [], 0
 
     def process_for(self, pid: int) -> Any:
         """The worker process object for ``pid`` while it runs (None in a replay)."""
-        return self._source.process_for(pid) if self._source is not None else None
+        source = self._source or self._ended_source
+        return source.process_for(pid) if source is not None else None
 
 
 def _context(context: str | Any | None) -> Any:

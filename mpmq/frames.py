@@ -52,18 +52,20 @@ class FrameReader:
                 self._frame = bytearray(size)
                 self._filled = available - start
                 self._frame[:self._filled] = buffer[start:]
-                position = available
+                del buffer[:]
+                return frames + self._fill()
             break
         del buffer[:position]
         return frames
 
     def _fill(self) -> list:
+        """Read the rest of a large frame now: its writer is busy sending it, so this ends soon."""
         frame = self._frame
-        count = os.readv(self.fd, [memoryview(frame)[self._filled:]])
-        if count == 0:
-            raise EOFError
-        self._filled += count
-        if self._filled < len(frame):
-            return []
+        view = memoryview(frame)
+        while self._filled < len(frame):
+            count = os.readv(self.fd, [view[self._filled:]])
+            if count == 0:
+                raise EOFError
+            self._filled += count
         self._frame = None
         return [frame]

@@ -34,6 +34,7 @@ from .worker import worker_main
 MAX_CHUNK = 512
 TERMINATE_GRACE = 1.0
 LAST_LOG_LINES = 5
+RECENT_BATCHES = 4
 
 
 class _Worker:
@@ -54,7 +55,11 @@ class _Worker:
         self.stopping = False
         self.eof = False
         self.killed_for_timeout = False
-        self.last_logs: deque[str] = deque(maxlen=LAST_LOG_LINES)
+        self.recent: deque[list] = deque(maxlen=RECENT_BATCHES)  # for a dead worker's last log lines
+
+    def last_logs(self, offset: int) -> list[str]:
+        lines = [e.message for batch in self.recent for e in batch if type(e) is Log and e.offset == offset]
+        return lines[-LAST_LOG_LINES:]
 
 
 def exit_description(exitcode: int | None) -> str:
@@ -170,8 +175,10 @@ class WorkerPool:
             return
         for frame in frames:
             batch = decode_batch(frame)
+            worker.recent.append(batch)
             for event in batch:
-                self._track(worker, event, events)
+                if type(event) is not Log:  # logs need no bookkeeping: the hot path stays short
+                    self._track(worker, event, events)
             events.extend(batch)
 
     def _close_pipe(self, worker: _Worker) -> None:
@@ -182,11 +189,8 @@ class WorkerPool:
 
     def _track(self, worker: _Worker, event: Any, events: list) -> None:
         kind = type(event)
-        if kind is Log:
-            worker.last_logs.append(event.message)
-        elif kind is Started:
+        if kind is Started:
             worker.started_at = time.monotonic()
-            worker.last_logs.clear()
         elif kind is Done:
             held = worker.held
             if held and held[0] == event.offset:
@@ -356,8 +360,9 @@ class WorkerPool:
                 kind = WorkerDied
                 status = exit_description(worker.process.exitcode)
                 message = f"worker (pid {worker.pid}) exited with {status} while running item {culprit}"
-            if worker.last_logs:
-                message += "; last log lines:\n" + "\n".join(f"  {line}" for line in worker.last_logs)
+            last_logs = worker.last_logs(culprit)
+            if last_logs:
+                message += "; last log lines:\n" + "\n".join(f"  {line}" for line in last_logs)
             events.append(Error(culprit, worker.pid, now, qualified_name(kind), message))
             events.append(Done(culprit, worker.pid, now))
             self.unfinished -= 1

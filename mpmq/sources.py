@@ -15,15 +15,22 @@ from typing import Any, Protocol
 
 from .pool import WorkerPool
 
-Stamped = tuple  # (seq: int, received_at: float, event: AnyEvent)
+Batch = tuple  # (seq of the first event: int, received_at: float, events: list[AnyEvent])
 REPLAY_BATCH = 256
 
 
 class EventSource(Protocol):
     def start(self) -> None: ...
 
-    def receive(self, timeout: float | None) -> list[Stamped] | None:
-        """The next events, waiting at most ``timeout`` s (``None``: until any); ``None`` at the end."""
+    def receive(self, timeout: float | None) -> list[Batch] | None:
+        """The next batches, waiting at most ``timeout`` s (``None``: until any); ``None`` at the end.
+
+        Events of one batch were received together: consecutive sequence numbers, one time.
+        """
+
+    @property
+    def exhausted(self) -> bool:
+        """Nothing more will come."""
 
     def close(self, terminate: bool = False) -> None: ...
 
@@ -41,16 +48,19 @@ class LiveSource:
     def start(self) -> None:
         self.pool.start()
 
-    def receive(self, timeout: float | None) -> list[Stamped] | None:
+    @property
+    def exhausted(self) -> bool:
+        return self.pool.exhausted
+
+    def receive(self, timeout: float | None) -> list[Batch] | None:
         if self.pool.exhausted:
             return None
         events = self.pool.receive(timeout)
         if not events:
             return [] if not self.pool.exhausted else None
-        received_at = time.time()
         first = self.seq + 1
         self.seq += len(events)
-        return [(seq, received_at, event) for seq, event in zip(range(first, self.seq + 1), events)]
+        return [(first, time.time(), events)]
 
     def close(self, terminate: bool = False) -> None:
         self.pool.close(terminate=terminate)
@@ -62,29 +72,43 @@ class LiveSource:
 class RecordedSource:
     """Events read back from a recording, optionally paced at ``speed`` times the original."""
 
-    def __init__(self, events: Iterable[Stamped], speed: float | None = None) -> None:
-        self._events: Iterator[Stamped] = iter(events)
+    def __init__(self, events: Iterable[tuple], speed: float | None = None) -> None:
+        self._events: Iterator[tuple] = iter(events)
+        self._next: tuple | None = None  # one event read ahead, to know when the end is reached
         self._speed = speed
         self._origin: tuple[float, float] | None = None  # (first received_at, wall clock then)
-        self._done = False
+        self._advance()
+
+    def _advance(self) -> None:
+        self._next = next(self._events, None)
 
     def start(self) -> None:
         pass
 
-    def receive(self, timeout: float | None) -> list[Stamped] | None:
-        if self._done:
+    @property
+    def exhausted(self) -> bool:
+        return self._next is None
+
+    def receive(self, timeout: float | None) -> list[Batch] | None:
+        """Events regrouped as they were received live: same receive time, consecutive seqs."""
+        if self._next is None:
             return None
-        batch = []
-        for stamped in self._events:
-            batch.append(stamped)
-            if self._speed or len(batch) >= REPLAY_BATCH:
-                break
-        if not batch:
-            self._done = True
-            return None
-        if self._speed:
-            self._pace(batch[0][1])
-        return batch
+        batches: list[Batch] = []
+        count = 0
+        while self._next is not None and count < REPLAY_BATCH:
+            seq, received_at, event = self._next
+            if self._speed:
+                if batches:
+                    break
+                self._pace(received_at)
+            last = batches[-1] if batches else None
+            if last is not None and last[1] == received_at and last[0] + len(last[2]) == seq:
+                last[2].append(event)
+            else:
+                batches.append((seq, received_at, [event]))
+            count += 1
+            self._advance()
+        return batches
 
     def _pace(self, received_at: float) -> None:
         if self._origin is None:

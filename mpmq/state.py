@@ -10,8 +10,6 @@ as it was copies it first.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import singledispatch
-from typing import Any
 
 from .events import Done, Error, Event, Log, Payload, Result, Started
 
@@ -77,17 +75,14 @@ class RunState:
 def reduce(state: RunState, event: Event) -> RunState:
     """Fold one event into the run's state."""
     state.events += 1
-    _apply(event, state.items[event.offset], state)
+    apply = _APPLY.get(type(event))
+    if apply is None:
+        raise TypeError(f"not an mpmq event: {event!r}")
+    apply(event, state.items[event.offset], state)
     return state
 
 
-@singledispatch
-def _apply(event: Any, item: ItemState, state: RunState) -> None:
-    raise TypeError(f"not an mpmq event: {event!r}")
-
-
-@_apply.register
-def _(event: Started, item: ItemState, state: RunState) -> None:
+def _started(event: Started, item: ItemState, state: RunState) -> None:
     if item.status == PENDING:
         state.pending -= 1
         state.running += 1
@@ -96,25 +91,21 @@ def _(event: Started, item: ItemState, state: RunState) -> None:
     item.started_at = event.time
 
 
-@_apply.register
-def _(event: Log, item: ItemState, state: RunState) -> None:
+def _log(event: Log, item: ItemState, state: RunState) -> None:
     item.logs += 1
 
 
-@_apply.register
-def _(event: Result, item: ItemState, state: RunState) -> None:
+def _result(event: Result, item: ItemState, state: RunState) -> None:
     item.result = event.value
 
 
-@_apply.register
-def _(event: Error, item: ItemState, state: RunState) -> None:
+def _error(event: Error, item: ItemState, state: RunState) -> None:
     item.error = event
     if item.pid is None and event.pid:
         item.pid = event.pid
 
 
-@_apply.register
-def _(event: Done, item: ItemState, state: RunState) -> None:
+def _done(event: Done, item: ItemState, state: RunState) -> None:
     if item.finished:
         return
     if item.status == PENDING:
@@ -128,3 +119,6 @@ def _(event: Done, item: ItemState, state: RunState) -> None:
         item.status = FAILED
         state.failed += 1
     item.ended_at = event.time
+
+
+_APPLY = {Started: _started, Log: _log, Result: _result, Error: _error, Done: _done}
