@@ -1,7 +1,5 @@
 """mpmq: run one function across many worker processes, stream their logs, record and replay runs."""
 
-from importlib import metadata as _metadata
-
 from .compat import MPmq
 from .errors import (
     ItemCancelled,
@@ -16,10 +14,16 @@ from .errors import (
 from .events import Done, Error, Log, Result, Started
 from .handler import queue_handler
 
-try:
-    __version__ = _metadata.version("mpmq")
-except _metadata.PackageNotFoundError:  # running from a checkout that was never installed
-    __version__ = "0+unknown"
+
+def __getattr__(name: str) -> str:
+    if name == "__version__":  # looked up on demand: importlib.metadata costs ~25 ms at import
+        from importlib import metadata
+
+        try:
+            return metadata.version("mpmq")
+        except metadata.PackageNotFoundError:  # a checkout that was never installed
+            return "0+unknown"
+    raise AttributeError(f"module 'mpmq' has no attribute {name!r}")
 
 __all__ = [
     "MPmq", "queue_handler", "Started", "Log", "Result", "Error", "Done",

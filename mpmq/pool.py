@@ -29,7 +29,7 @@ from typing import Any
 from .errors import ItemCancelled, ItemTimeout, WorkerDied, qualified_name
 from .events import Done, Error, Log, Started, decode_batch
 from .frames import FrameReader
-from .worker import worker_main
+from .worker import RunningSlot, worker_main
 
 MAX_CHUNK = 512
 TERMINATE_GRACE = 1.0
@@ -289,7 +289,7 @@ class WorkerPool:
 
     def _spawn(self, first: list | None) -> _Worker:
         parent_end, child_end = self.context.Pipe(duplex=True)
-        running = self.context.RawValue("q", -1)
+        running = RunningSlot(self.context)
         dedicated = first is not None
         process = self.context.Process(
             target=worker_main,
@@ -331,6 +331,8 @@ class WorkerPool:
         if worker in self.workers:
             self.workers.remove(worker)
         worker.conn.close()
+        if worker.process.exitcode is not None:
+            worker.process.close()  # its sentinel fd: nothing stays open after execute()
 
     def _fail_running(self, worker: _Worker, events: list) -> None:
         """The worker died holding items: fail the one it was running, requeue the rest.
