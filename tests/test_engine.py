@@ -256,3 +256,15 @@ def test_state_is_derived_from_events():
     run.execute()
     assert run.state.counts() == {"pending": 0, "running": 0, "succeeded": 2, "failed": 1}
     assert isinstance(run.state.items[1].error, Error)
+
+
+def test_forkserver_runs_items_like_the_other_start_methods():
+    """Python 3.14 made forkserver the Linux default."""
+    data = [{"pid": i} for i in range(3)]
+    assert MPmq(workers.add, process_data=data, shared_data={"number": 1}, context="forkserver").execute() == [1, 2, 3]
+
+
+def test_start_method_comes_from_the_environment_when_not_given(monkeypatch):
+    monkeypatch.setenv("MPMQ_START_METHOD", "spawn")
+    run = MPmq(workers.add, process_data=[{"pid": 1}], shared_data={"number": 1})
+    assert run.context.get_start_method() == "spawn" and run.execute() == [2]
