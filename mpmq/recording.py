@@ -255,15 +255,21 @@ class Recording:
                     return
                 for row in rows:
                     if wanted is None or row[2] in wanted:
-                        yield row[0], row[5], self._event(row)
+                        yield self._event(row)
         except sqlite3.DatabaseError as exc:
             raise self._corrupted(exc) from None
 
-    def _event(self, row: sqlite3.Row) -> AnyEvent:
-        seq, kind, offset, pid, worker_time, _, level, logger, message, data, pickled = row
+    def _event(self, row: sqlite3.Row) -> tuple[int, float, AnyEvent]:
+        seq, kind, offset, pid, worker_time, received_at, level, logger, message, data, pickled = row
+        if type(seq) is not int or type(received_at) not in (float, int):
+            raise RecordingError(f"{self.path} is corrupted: event row {seq!r} received at {received_at!r}")
+        cls = _EVENT_TYPES.get(kind)
+        if cls is None:
+            raise RecordingError(
+                f"{self.path}: event {seq} has kind {kind!r}, unknown to this mpmq (recorded by a newer one?)"
+            )
         fields: dict[str, Any] = {"offset": offset, "pid": pid, "time": worker_time}
         try:
-            cls = _EVENT_TYPES[kind]
             extra = _decode(data) if data is not None else {}
             if cls is Log:
                 fields.update(level=level, logger=logger, message=message, exc_text=extra.get("exc_text"))
@@ -272,11 +278,8 @@ class Recording:
             elif cls is Error:
                 fields.update(message=message, exception=pickled, type=extra.get("type"))
                 fields["traceback"] = extra.get("traceback", "")
-            return msgspec.convert(fields, cls)
-        except KeyError:
-            raise RecordingError(
-                f"{self.path}: event {seq} has kind {kind!r}, unknown to this mpmq (recorded by a newer one?)"
-            ) from None
+            # convert validates every field's type: a crafted row cannot smuggle in odd values.
+            return seq, float(received_at), msgspec.convert(fields, cls)
         except (msgspec.MsgspecError, AttributeError, TypeError) as exc:
             raise RecordingError(f"{self.path} is corrupted: event {seq}: {exc}") from None
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
 import pickle
 import sqlite3
@@ -205,6 +206,13 @@ class Recorder:
         if len(buffer) >= MAX_BUFFER:
             self._flush()
 
+    def append_batch(self, first_seq: int, received_at: float, events: Sequence[AnyEvent]) -> None:
+        """Buffer events received together, numbered from ``first_seq``: one call, not one per event."""
+        buffer = self._buffer
+        buffer.extend(zip(range(first_seq, first_seq + len(events)), itertools.repeat(received_at), events))
+        if len(buffer) >= MAX_BUFFER:
+            self._flush()
+
     def maybe_commit(self, now: float) -> None:
         """Commit the buffered events if the last commit is 0.1 s old; nearly free when not due."""
         if self._buffer and now >= self._next_commit:
@@ -246,8 +254,7 @@ class Recorder:
         self._flush()
         self._conn = None
         self._rest = {}
-        self.append = _ignore  # type: ignore[method-assign]
-        self.maybe_commit = _ignore  # type: ignore[method-assign]
+        self.append = self.append_batch = self.maybe_commit = _ignore  # type: ignore[method-assign]
         try:
             # Back to a single self-contained file, easy to copy and share. Another connection
             # (a concurrent run, a reader) may hold it: then leave it in WAL mode, don't wait.
@@ -347,8 +354,7 @@ class Recorder:
         self.failure = f"recording to {self.path} stopped {where}: {type(exc).__name__}: {exc}"
         self._buffer = []
         # From here the run goes on unrecorded, at no cost per event.
-        self.append = _ignore  # type: ignore[method-assign]
-        self.maybe_commit = _ignore  # type: ignore[method-assign]
+        self.append = self.append_batch = self.maybe_commit = _ignore  # type: ignore[method-assign]
         if self._conn is not None:
             _rollback_quietly(self._conn)
 

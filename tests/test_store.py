@@ -1,0 +1,693 @@
+"""The recorder (store.py) and the reader (recording.py), checked on real files with plain SQL.
+
+No engine and no workers: runs are synthetic event streams fed through the Recorder exactly as
+the engine feeds it (append per event, maybe_commit per wake-up, finish with the folded state).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import select
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from mpmq.events import Done, Error, Log, Payload, Result, Started
+from mpmq.payload import for_rest, for_transit
+from mpmq.recording import FORMAT_VERSION, RecordingError, open_recording
+from mpmq.redact import REDACTED, patterns_for, redact, redact_argv
+from mpmq.state import RunState, reduce
+from mpmq.store import MAX_BUFFER, Recorder
+
+T0 = 1_700_000_000.0
+TRACEBACK = (
+    'Traceback (most recent call last):\n  File "w.py", line 3, in f\n    raise ValueError(x)\nValueError: bad 2\n'
+)
+
+
+def header(**changes):
+    base = dict(
+        mpmq_version="1.0.0",
+        python_version="3.11.9",
+        platform="linux",
+        start_method="fork",
+        function="work:f",
+        handler="mpmq:MPmq",
+        processes_to_start=2,
+        error_policy="continue",
+        command_line=["prog", "--db-password=hunter2", "--token", "abc", "-v"],
+        started_at=T0,
+        utc_offset=3600,
+        item_count=None,
+        options={"timeout": None},
+        parent_run=None,
+    )
+    base.update(changes)
+    return base
+
+
+DEFAULT = object()
+
+
+def item_events(offset, logs=2, fail=False, value=DEFAULT):
+    """One item's events in the order a worker sends them."""
+    pid, t = 100 + offset % 2, T0 + offset
+    events = [Started(offset=offset, pid=pid, time=t)]
+    for n in range(logs):
+        events.append(Log(offset=offset, pid=pid, time=t + 0.1, level=20, logger="work", message=f"item {offset} #{n}"))
+    if fail:
+        events.append(
+            Log(
+                offset=offset,
+                pid=pid,
+                time=t + 0.2,
+                level=40,
+                logger="work",
+                message="failing\nnow",
+                exc_text=TRACEBACK,
+            )
+        )
+        exc = pickle.dumps(ValueError(f"bad {offset}"))
+        events.append(
+            Error(
+                offset=offset,
+                pid=pid,
+                time=t + 0.3,
+                type="builtins.ValueError",
+                message=f"bad {offset}",
+                traceback=TRACEBACK,
+                exception=exc,
+            )
+        )
+    else:
+        result = {"offset": offset, "square": offset * offset} if value is DEFAULT else value
+        events.append(Result(offset=offset, pid=pid, time=t + 0.3, value=for_transit(result)))
+    events.append(Done(offset=offset, pid=pid, time=t + 0.4))
+    return events
+
+
+def interleave(*streams):
+    """Merge per-item streams round-robin, as events from two workers arrive."""
+    out, streams = [], [list(s) for s in streams]
+    while any(streams):
+        for s in streams:
+            if s:
+                out.append(s.pop(0))
+    return out
+
+
+def sample_events(items=5, fail=(2,)):
+    streams = [item_events(o, fail=o in fail) for o in range(items)]
+    return interleave(*streams[:2]) + interleave(*streams[2:])
+
+
+def record(path, events, items, *, status="succeeded", inputs=None, shared=None, **options):
+    """Record a run the way the engine does; returns the recorder (finished) and the state."""
+    inputs = [{"n": o} for o in range(items)] if inputs is None else inputs
+    rec = Recorder.open(path, header(item_count=items), inputs, shared or {}, **options)
+    state = RunState.new(items)
+    for seq, event in enumerate(events):
+        rec.append(seq, T0 + 10 + seq / 1000, event)
+        reduce(state, event)
+        rec.maybe_commit(time.monotonic())
+    rec.finish(status, state)
+    return rec, state
+
+
+def sql(path, query, *params):
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(query, params).fetchall()
+    finally:
+        conn.close()
+
+
+def at_rest(event, keep_pickle=False):
+    """What the reader gives back for a live event: results as json/repr, pickles only if kept."""
+    if isinstance(event, Result):
+        rest = for_rest(pickle.loads(event.value.pickle))
+        pickled = event.value.pickle if keep_pickle else None
+        return msgspec.structs.replace(event, value=Payload(pickle=pickled, json=rest.json, repr=rest.repr))
+    if isinstance(event, Error) and not keep_pickle:
+        return msgspec.structs.replace(event, exception=None)
+    return event
+
+
+@pytest.fixture
+def db(tmp_path):
+    return str(tmp_path / "run.db")
+
+
+# --- what is written ----------------------------------------------------------------------
+
+
+def test_every_event_once_in_receive_order(db):
+    events = sample_events()
+    rec, _ = record(db, events, 5)
+    assert rec.failure is None
+    query = "SELECT seq, kind, offset, pid, worker_time, received_at FROM events WHERE run_id = ? ORDER BY rowid"
+    rows = sql(db, query, rec.run_id)
+    assert [r[0] for r in rows] == list(range(len(events)))
+    assert [(r[1], r[2], r[3], r[4]) for r in rows] == [
+        (type(e).__struct_config__.tag, e.offset, e.pid, e.time) for e in events
+    ]
+    assert [r[5] for r in rows] == [T0 + 10 + seq / 1000 for seq in range(len(events))]
+
+
+def test_item_rows_match_state(db):
+    rec, state = record(db, sample_events(), 5, status="failed")
+    rows = sql(
+        db,
+        "SELECT offset, status, pid, started_at, ended_at, duration, json_extract(result, '$.square'),"
+        " result_repr, error_type FROM items WHERE run_id = ? ORDER BY offset",
+        rec.run_id,
+    )
+    for row, item in zip(rows, state.items, strict=True):
+        square = item.offset**2 if item.offset != 2 else None
+        expected_repr = None if item.offset == 2 else repr({"offset": item.offset, "square": square})
+        error = "builtins.ValueError" if item.offset == 2 else None
+        assert row == (
+            item.offset,
+            item.status,
+            item.pid,
+            item.started_at,
+            item.ended_at,
+            item.duration,
+            square,
+            expected_repr,
+            error,
+        )
+    assert sql(db, "SELECT status, succeeded, failed, item_count FROM runs") == [("failed", 4, 1, 5)]
+    assert sql(db, "SELECT ended_at IS NOT NULL FROM runs") == [(1,)]
+
+
+def test_errors_carry_tracebacks(db):
+    record(db, sample_events(), 5)
+    assert sql(db, "SELECT offset, error_type, error_message, traceback FROM items WHERE error_type IS NOT NULL") == [
+        (2, "builtins.ValueError", "bad 2", TRACEBACK)
+    ]
+    query = "SELECT message, json_extract(data, '$.type'), json_extract(data, '$.traceback'), pickle FROM events"
+    query += " WHERE kind = 'error'"
+    assert sql(db, query) == [("bad 2", "builtins.ValueError", TRACEBACK, None)]
+
+
+def test_log_rows_keep_level_logger_multiline_message_and_exc_text(db):
+    record(db, sample_events(), 5)
+    rows = sql(
+        db,
+        "SELECT level, logger, message, json_extract(data, '$.exc_text') FROM events"
+        " WHERE kind = 'log' AND offset = 2 ORDER BY seq",
+    )
+    assert rows[-1] == (40, "work", "failing\nnow", TRACEBACK)
+    assert rows[0] == (20, "work", "item 2 #0", None)
+
+
+@pytest.mark.parametrize(
+    "value, json_column, json_in_data",
+    [
+        ({"a": [1, 2.5, "x"]}, '{"a":[1,2.5,"x"]}', 1),
+        (None, "null", 1),  # JSON null, not SQL NULL: the value was None
+        ((1, 2), None, 0),  # a tuple would come back a list: repr only
+        ({1: "int key"}, None, 0),
+        (float("nan"), None, 0),
+    ],
+)
+def test_results_rest_as_json_when_exact_else_repr(db, value, json_column, json_in_data):
+    rec, _ = record(db, item_events(0, value=value), 1)
+    assert sql(db, "SELECT result, result_repr, result_pickle FROM items") == [(json_column, repr(value), None)]
+    data = sql(db, "SELECT data FROM events WHERE kind = 'result'")[0][0]
+    assert ("json" in json.loads(data)) == bool(json_in_data)
+    assert json.loads(data)["repr"] == repr(value)
+
+
+def test_pickles_only_with_keep_pickle(db, tmp_path):
+    events = item_events(0, value=(1, 2)) + item_events(1, fail=True)
+    record(db, events, 2)
+    assert sql(db, "SELECT count(*) FROM events WHERE pickle IS NOT NULL") == [(0,)]
+    assert sql(db, "SELECT count(*) FROM items WHERE result_pickle IS NOT NULL OR input_pickle IS NOT NULL") == [(0,)]
+    kept = str(tmp_path / "kept.db")
+    record(kept, events, 2, keep_pickle=True)
+    assert pickle.loads(sql(kept, "SELECT result_pickle FROM items WHERE offset = 0")[0][0]) == (1, 2)
+    exc = pickle.loads(sql(kept, "SELECT pickle FROM events WHERE kind = 'error'")[0][0])
+    assert isinstance(exc, ValueError) and str(exc) == "bad 1"
+    assert pickle.loads(sql(kept, "SELECT input_pickle FROM items WHERE offset = 1")[0][0]) == {"n": 1}
+
+
+def test_header_is_written_and_readable_as_plain_json(db):
+    rec, _ = record(db, sample_events(), 5, shared={"region": "eu", "when": (1, 2)})
+    row = sql(
+        db,
+        "SELECT format_version, mpmq_version, python_version, platform, start_method, function, handler,"
+        " processes_to_start, error_policy, started_at, utc_offset, parent_run, recording_error,"
+        " json_extract(options, '$.timeout'), json_extract(command_line, '$[0]'),"
+        " json_extract(shared_data, '$.region'), json_extract(shared_data, '$.when'), shared_data_repr_keys"
+        " FROM runs",
+    )[0]
+    assert row == (
+        FORMAT_VERSION,
+        "1.0.0",
+        "3.11.9",
+        "linux",
+        "fork",
+        "work:f",
+        "mpmq:MPmq",
+        2,
+        "continue",
+        T0,
+        3600,
+        None,
+        None,
+        None,
+        "prog",
+        "eu",
+        "(1, 2)",
+        '["when"]',
+    )
+    assert sql(db, "SELECT key, value FROM mpmq_meta WHERE key = 'format_version'") == [("format_version", "1")]
+
+
+def test_unknown_header_key_is_refused(db):
+    with pytest.raises(ValueError, match="unknown run header keys"):
+        Recorder.open(db, {"mpmq_version": "1", "colour": "red"}, [], {})
+    assert not os.path.exists(db)
+
+
+# --- secrets ------------------------------------------------------------------------------
+
+SECRET_INPUT = {
+    "user": "ann",
+    "db_password": "pw",
+    "API_TOKEN": "tk",
+    "nested": {"Auth": {"deep": 1}, "keep": 2, "servers": [{"private_key": "k", "host": "h"}]},
+    "pin": "1234",
+}
+
+
+def test_redaction_by_default_nested_and_in_lists(db):
+    record(db, [], 1, inputs=[SECRET_INPUT], shared={"smtp_passwd": "x", "list": [{"apikey": 1}], "ok": 1})
+    data = json.loads(sql(db, "SELECT input FROM items")[0][0])
+    assert data == {
+        "user": "ann",
+        "db_password": REDACTED,
+        "API_TOKEN": REDACTED,
+        "nested": {"Auth": REDACTED, "keep": 2, "servers": [{"private_key": REDACTED, "host": "h"}]},
+        "pin": "1234",
+    }
+    assert json.loads(sql(db, "SELECT shared_data FROM runs")[0][0]) == {
+        "smtp_passwd": REDACTED,
+        "list": [{"apikey": REDACTED}],
+        "ok": 1,
+    }
+    command_line = json.loads(sql(db, "SELECT command_line FROM runs")[0][0])
+    assert command_line == ["prog", f"--db-password={REDACTED}", "--token", REDACTED, "-v"]
+    text = Path(db).read_bytes()
+    assert b"hunter2" not in text and b'"pw"' not in text and b"tk" not in text
+
+
+def test_redaction_extended_list_and_pickles_hold_the_redacted_value(db):
+    record(db, [], 1, inputs=[SECRET_INPUT], redact=["PIN"], keep_pickle=True)
+    data = json.loads(sql(db, "SELECT input FROM items")[0][0])
+    assert data["pin"] == REDACTED and data["db_password"] == REDACTED and data["user"] == "ann"
+    assert pickle.loads(sql(db, "SELECT input_pickle FROM items")[0][0]) == data
+
+
+def test_redaction_off(db):
+    record(db, [], 1, inputs=[SECRET_INPUT], shared={"token": "t"}, redact=False)
+    assert json.loads(sql(db, "SELECT input FROM items")[0][0]) == SECRET_INPUT
+    assert json.loads(sql(db, "SELECT shared_data FROM runs")[0][0]) == {"token": "t"}
+    assert "hunter2" in sql(db, "SELECT command_line FROM runs")[0][0]
+
+
+def test_redact_leaves_clean_values_untouched_and_never_mutates():
+    clean = {"a": (1, 2), "b": [{"c": 3}]}
+    assert redact(clean, patterns_for(True)) is clean
+    dirty = {"a": {"secret": 1}}
+    assert redact(dirty, patterns_for(True)) == {"a": {"secret": REDACTED}} and dirty == {"a": {"secret": 1}}
+    assert redact(({"token": 1}, 2), patterns_for(True)) == ({"token": REDACTED}, 2)
+
+
+def test_redact_patterns_option():
+    assert patterns_for(False) == frozenset() == patterns_for(None)
+    assert "pin" in patterns_for("pin") and "p" not in patterns_for("pin")  # a string is one pattern
+    with pytest.raises(ValueError, match="non-empty"):
+        patterns_for([""])
+    assert redact_argv(["--auth-token", "-x", "--Secret=1"], patterns_for(True)) == [
+        "--auth-token",
+        "-x",
+        f"--Secret={REDACTED}",
+    ]
+
+
+# --- the file -----------------------------------------------------------------------------
+
+
+def test_new_file_and_its_wal_are_owner_only(db):
+    old = os.umask(0o022)  # the usual umask would give 0644
+    try:
+        rec = Recorder.open(db, header(), [], {})
+        rec.append(0, T0, Started(offset=0, pid=1, time=T0))
+        rec.maybe_commit(1.0)
+        for name in (db, db + "-wal", db + "-shm"):
+            assert stat.S_IMODE(os.stat(name).st_mode) == 0o600, name
+        rec.close()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(db).st_mode) == 0o600
+    assert not os.path.exists(db + "-wal")  # closed as a single self-contained file
+
+
+def test_several_runs_in_one_file(db):
+    first, _ = record(db, sample_events(), 5)
+    second, _ = record(db, item_events(0), 1, status="interrupted")
+    assert (first.run_id, second.run_id) == (1, 2)
+    assert sql(db, "SELECT id, status, item_count FROM runs ORDER BY id") == [
+        (1, "succeeded", 5),
+        (2, "interrupted", 1),
+    ]
+    assert sql(db, "SELECT run_id, count(*) FROM events GROUP BY run_id") == [(1, len(sample_events())), (2, 5)]
+    with open_recording(db) as r:
+        assert [run.id for run in r.runs()] == [1, 2]
+        assert r.run().id == 2 and len(r.items(1)) == 5 and len(r.items()) == 1
+
+
+def test_maybe_commit_waits_for_its_interval_and_a_full_buffer_commits(db):
+    rec = Recorder.open(db, header(), [], {})
+    rec.append(0, T0, Started(offset=0, pid=1, time=T0))
+    rec.maybe_commit(100.0)
+    rec.append(1, T0, Done(offset=0, pid=1, time=T0))
+    assert rec.next_commit_at == pytest.approx(100.1)
+    rec.maybe_commit(100.05)  # not due: stays buffered
+    assert sql(db, "SELECT count(*) FROM events") == [(1,)] and rec.committed == 1
+    rec.maybe_commit(100.1)
+    assert sql(db, "SELECT count(*) FROM events") == [(2,)] and rec.next_commit_at is None
+    for seq in range(2, 2 + MAX_BUFFER):
+        rec.append(seq, T0, Log(offset=0, pid=1, time=T0, level=20, logger="x", message="m"))
+    assert rec.committed == 2 + MAX_BUFFER  # never called maybe_commit: the buffer was full
+    rec.close()
+    rec.close()  # idempotent
+
+
+def test_append_batch_is_append_per_event(db, tmp_path):
+    events = sample_events()
+    rec = Recorder.open(db, header(), [{}] * 5, {})
+    rec.append_batch(0, T0, events[:7])
+    rec.append_batch(7, T0 + 1, events[7:])
+    rec.close()
+    with open_recording(db) as r:
+        got = list(r.events())
+    assert got == [(seq, T0 if seq < 7 else T0 + 1, at_rest(e)) for seq, e in enumerate(events)]
+
+
+def test_lone_surrogates_are_stored_escaped_not_lost(db):
+    name = os.fsdecode(b"caf\xe9.txt")  # an undecodable file name, as os.listdir gives it
+    events = [Log(offset=0, pid=1, time=T0, level=20, logger="w", message=f"opened {name}", exc_text=name)]
+    rec, _ = record(db, events, 1, inputs=[{"file": name}])
+    assert rec.failure is None
+    assert sql(db, "SELECT message, json_extract(data, '$.exc_text') FROM events") == [
+        ("opened caf\\udce9.txt", "caf\\udce9.txt")
+    ]
+    assert sql(db, "SELECT input, input_repr FROM items") == [(None, repr({"file": name}))]
+
+
+# --- refused before anything starts -------------------------------------------------------
+
+
+def foreign_db(path):
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+    conn.commit()
+    conn.close()
+
+
+def newer_recording(path):
+    record(path, [], 0)
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE mpmq_meta SET value = ? WHERE key = 'format_version'", (str(FORMAT_VERSION + 1),))
+    conn.commit()
+    conn.close()
+
+
+BAD_TARGETS = {
+    "missing directory": (lambda p: None, "nowhere/run.db", "does not exist"),
+    "a directory": (lambda p: os.mkdir(p), "run.db", "is a directory"),
+    "parent is a file": (lambda p: Path(p).write_text("x"), "run.db", "does not exist"),
+    "text file": (lambda p: Path(p).write_text("hello\n" * 50), "run.db", "is not a SQLite database"),
+    "foreign SQLite": (foreign_db, "run.db", "is a SQLite database but not an mpmq recording"),
+    "newer format": (newer_recording, "run.db", f"format {FORMAT_VERSION + 1}, newer than this mpmq"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_TARGETS)
+def test_bad_targets_are_refused_before_anything_is_written(tmp_path, case):
+    make, name, message = BAD_TARGETS[case]
+    made = tmp_path / "run.db"
+    make(str(made))
+    path = tmp_path / name if case != "parent is a file" else made / "inner.db"
+    before = made.read_bytes() if made.is_file() else None
+    with pytest.raises(RecordingError, match=message) as info:
+        Recorder.open(path, header(), [1, 2], {})
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    assert (made.read_bytes() if made.is_file() else None) == before  # untouched
+    assert not os.path.exists(str(path) + "-wal")
+
+
+def test_empty_path_is_refused():
+    with pytest.raises(RecordingError, match="empty"):
+        Recorder.open("", header(), [], {})
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_unwritable_directory_is_refused(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    with pytest.raises(RecordingError, match="Permission denied"):
+        Recorder.open(locked / "run.db", header(), [], {})
+
+
+# --- failures mid-run ---------------------------------------------------------------------
+
+
+def log(seq):
+    return Log(offset=0, pid=1, time=T0, level=20, logger="w", message=f"a line of some length, number {seq}")
+
+
+def test_disk_full_mid_run_stops_recording_without_raising(db):
+    rec = Recorder.open(db, header(), [{}], {})
+    conn = rec._conn  # a tiny page budget is how we fill a disk in a test
+    conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0] + 3}")
+    state = RunState.new(1)
+    for seq in range(3 * MAX_BUFFER):
+        rec.append(seq, T0, log(seq))
+        rec.maybe_commit(T0 + seq)
+    assert rec.failure is not None and "full" in rec.failure and db in rec.failure
+    assert "\n" not in rec.failure
+    rec.finish("succeeded", state)  # does not raise either
+    with open_recording(db) as r:
+        run = r.run()  # the failure made it into the file after all: the update needed no new page
+    assert (run.status, run.recording_error, run.complete) == ("succeeded", rec.failure, False)
+
+
+def test_connection_lost_mid_run_stops_recording_without_raising(db):
+    rec = Recorder.open(db, header(), [{}], {})
+    rec.append(0, T0, Started(offset=0, pid=1, time=T0))
+    rec.maybe_commit(0.0)
+    rec._conn.close()  # the file goes away under the recorder
+    rec.append(1, T0, log(1))
+    rec.maybe_commit(1.0)
+    assert rec.failure.startswith(f"recording to {db} stopped at event 1:")
+    rec.append(2, T0, log(2))  # ignored from now on
+    rec.finish("succeeded", RunState.new(1))
+    rec.close()
+    assert sql(db, "SELECT count(*) FROM events") == [(1,)]
+
+
+KILLED_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from mpmq.events import Log, Started
+    from mpmq.store import Recorder
+    rec = Recorder.open(sys.argv[1], {"item_count": 1}, [{"n": 0}], {})
+    rec.append(0, time.time(), Started(offset=0, pid=1, time=time.time()))
+    seq, commits = 0, 0
+    while commits < 3 or sys.argv[2] == "busy":  # busy: killed in the middle of writing
+        seq += 1
+        rec.append(seq, time.time(), Log(offset=0, pid=1, time=time.time(), level=20, logger="w", message=str(seq)))
+        before = rec.committed
+        rec.maybe_commit(time.monotonic())
+        if rec.committed != before:
+            commits += 1
+            print(rec.committed, flush=True)
+    for seq in range(seq + 1, seq + 100):  # idle: these stay buffered, uncommitted
+        rec.append(seq, time.time(), Log(offset=0, pid=1, time=time.time(), level=20, logger="w", message=str(seq)))
+    time.sleep(60)
+    """
+)
+
+
+@pytest.mark.parametrize("mode", ["idle", "busy"])
+def test_sigkilled_parent_leaves_a_readable_running_run(db, mode):
+    child = subprocess.Popen([sys.executable, "-c", KILLED_CHILD, db, mode], stdout=subprocess.PIPE, text=True)
+    try:
+        committed = []
+        while len(committed) < 3:
+            ready, _, _ = select.select([child.stdout], [], [], 10)
+            assert ready, "the child recorded nothing"
+            committed.append(int(child.stdout.readline()))
+        time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    finally:
+        child.kill()
+        child.stdout.close()
+    with open_recording(db) as r:
+        run = r.run()
+        assert run.status == "running" and not run.complete and run.ended_at is None
+        seqs = [seq for seq, _, _ in r.events()]
+    if mode == "idle":
+        assert len(seqs) == committed[-1]  # exactly what was committed, none of what was buffered
+    else:
+        assert len(seqs) >= committed[-1]
+    assert seqs == list(range(len(seqs)))
+    assert sql(db, "PRAGMA integrity_check") == [("ok",)]
+
+
+# --- the reader ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("keep_pickle", [False, True])
+def test_reader_gives_back_what_was_appended(db, keep_pickle):
+    events = sample_events() + item_events(5, value=(1, "tuple"))
+    record(db, events, 6, keep_pickle=keep_pickle)
+    with open_recording(db) as r:
+        got = list(r.events())
+    assert [seq for seq, _, _ in got] == list(range(len(events)))
+    assert [received for _, received, _ in got] == [T0 + 10 + seq / 1000 for seq in range(len(events))]
+    assert [event for _, _, event in got] == [at_rest(e, keep_pickle) for e in events]
+
+
+def test_reader_items_and_run(db):
+    rec, state = record(db, sample_events(), 5, shared={"when": (1, 2), "x": 1}, keep_pickle=True)
+    with open_recording(db) as r:
+        run = r.run(rec.run_id)
+        items = r.items(rec.run_id)
+    assert run.status == "succeeded" and run.complete and run.command_line[0] == "prog"
+    assert run.shared_data == {"when": "(1, 2)", "x": 1} and run.shared_data_repr_keys == ["when"]
+    assert pickle.loads(run.shared_data_pickle) == {"when": (1, 2), "x": 1}
+    assert [i.status for i in items] == [i.status for i in state.items]
+    assert items[0].input == Payload(pickle=pickle.dumps({"n": 0}, protocol=5), json={"n": 0}, repr="{'n': 0}")
+    assert items[1].result.json == {"offset": 1, "square": 1} and items[2].result is None
+    assert (items[2].error_type, items[2].error_message, items[2].traceback) == (
+        "builtins.ValueError",
+        "bad 2",
+        TRACEBACK,
+    )
+
+
+def test_reader_filters_by_offset_and_until(db):
+    events = sample_events()
+    record(db, events, 5)
+    with open_recording(db) as r:
+        assert [e for _, _, e in r.events(offsets=[1, 3])] == [at_rest(e) for e in events if e.offset in (1, 3)]
+        assert [seq for seq, _, _ in r.events(until=4)] == [0, 1, 2, 3, 4]
+        assert [e for _, _, e in r.events(offsets=range(1000), until=2)] == [at_rest(e) for e in events[:3]]
+
+
+def test_throughput_200k_events_round_trip(db):
+    """Time lives in `make bench`; this only shows that 200,000 events go in and come back."""
+    rec = Recorder.open(db, header(), [{}], {})
+    first = Started(offset=0, pid=1, time=T0)
+    rec.append(0, T0, first)
+    for seq in range(1, 200_000):
+        rec.append(seq, T0, log(seq))
+        if seq % 100 == 0:
+            rec.maybe_commit(time.monotonic())
+    rec.close()
+    assert rec.failure is None
+    with open_recording(db) as r:
+        count, last = 0, None
+        for count, (_, _, last) in enumerate(r.events(), 1):  # noqa: B007 (both are read after the loop)
+            pass
+    assert count == 200_000 and last == log(199_999)
+
+
+def truncated(path):
+    record(path, sample_events(), 5)
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: len(data) // 2])
+
+
+def not_sqlite(path):
+    Path(path).write_bytes(b"PK\x03\x04" + bytes(200))
+
+
+BAD_RECORDINGS = {
+    "missing": (lambda p: None, "no such file"),
+    "empty": (lambda p: Path(p).write_bytes(b""), "empty SQLite database, not an mpmq recording"),
+    "not SQLite": (not_sqlite, "is not a SQLite database"),
+    "foreign SQLite": (foreign_db, "is a SQLite database but not an mpmq recording"),
+    "newer format": (newer_recording, "newer than this mpmq"),
+    "truncated": (truncated, "is truncated or corrupted"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_RECORDINGS)
+def test_reader_refuses_bad_files_in_one_line(db, case):
+    make, message = BAD_RECORDINGS[case]
+    make(db)
+    before = sorted(os.listdir(os.path.dirname(db)))
+    with pytest.raises(RecordingError, match=message) as info:
+        open_recording(db)
+    assert db in str(info.value) and "\n" not in str(info.value)
+    assert sorted(os.listdir(os.path.dirname(db))) == before  # never creates a file
+
+
+def test_reader_unknown_run_names_the_run_and_file(db):
+    record(db, [], 0)
+    with open_recording(db) as r, pytest.raises(RecordingError, match=r"has no run 7 \(its runs: 1\)") as info:
+        r.run(7)
+    assert db in str(info.value)
+
+
+def test_reader_corrupted_rows_are_recording_errors(db):
+    record(db, sample_events(), 5)
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE events SET message = NULL WHERE seq = 3 AND kind = 'log'")
+    conn.execute("UPDATE events SET kind = 'teleported' WHERE seq = 0")
+    conn.commit()
+    conn.close()
+    with open_recording(db) as r:
+        with pytest.raises(RecordingError, match="is corrupted: event 3"):
+            list(r.events(offsets=[1]))
+        with pytest.raises(RecordingError, match="event 0 has kind 'teleported', unknown to this mpmq"):
+            list(r.events(until=0))
+
+
+def test_reader_never_unpickles_a_crafted_pickle(db, tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    record(db, item_events(0), 1, keep_pickle=True)
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE events SET pickle = ? WHERE kind = 'result'", (pickle.dumps(Exploit()),))
+    conn.execute("UPDATE items SET result_pickle = ?, input_pickle = ?", (pickle.dumps(Exploit()),) * 2)
+    conn.commit()
+    conn.close()
+    with open_recording(db) as r:
+        events = list(r.events())
+        items = r.items()
+        r.runs()
+    assert isinstance(events[-2][2].value.pickle, bytes) and isinstance(items[0].result.pickle, bytes)
+    assert not marker.exists()
