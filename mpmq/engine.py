@@ -20,7 +20,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -32,8 +31,6 @@ from .pool import WorkerPool
 from .sources import EventSource, LiveSource, RecordedSource
 from .state import RunState, reduce
 from .worker import call_style
-
-COMMIT_INTERVAL = 0.1
 
 
 class _Terminated(BaseException):
@@ -221,6 +218,8 @@ class Engine:
         )
         self._source = LiveSource(pool)
         self._source.start()
+        if self._recorder is not None:
+            self._recorder.write_in_background()  # after the first forks: fewer forks with a thread
 
     def _call_style(self) -> str:
         return call_style(self.function)
@@ -250,22 +249,13 @@ class Engine:
         """Wait for the next batches from the source (and record them); False if none came."""
         if self._source is None:
             return False
-        recorder = self._recorder
-        if recorder is None:
-            batches = self._source.receive(timeout)
-            if not batches:
-                return False
-            self._batches.extend(batches)
-            return True
-        if timeout is None:
-            timeout = COMMIT_INTERVAL  # so a quiet run still commits what it has
         batches = self._source.receive(timeout)
-        for first_seq, received_at, events in batches or ():
-            for seq, event in enumerate(events, first_seq):
-                recorder.append(seq, received_at, event)
-        recorder.maybe_commit(time.time())
         if not batches:
             return False
+        recorder = self._recorder
+        if recorder is not None:  # its own thread commits them (store.py)
+            for batch in batches:
+                recorder.append_batch(*batch)
         self._batches.extend(batches)
         return True
 

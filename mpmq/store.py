@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import os
 import pickle
 import sqlite3
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -42,6 +42,7 @@ RUN_STATUSES = ("running", "succeeded", "failed", "interrupted", "crashed")
 
 COMMIT_INTERVAL = 0.1  # seconds: the most a SIGKILLed parent may lose (issue 4)
 MAX_BUFFER = 10_000  # rows: bounds memory and the pause of one commit
+MAX_BACKLOG = 200_000  # rows waiting for a background writer before the run waits for the disk
 
 HEADER_KEYS = (
     "mpmq_version", "python_version", "platform", "start_method", "function", "handler",
@@ -139,10 +140,40 @@ class Recorder:
         self.committed = 0  # events safely in the file
         self._conn: sqlite3.Connection | None = conn
         self._keep_pickle = keep_pickle
-        self._buffer: list[tuple[int, float, AnyEvent]] = []
+        self._buffer: list[tuple[int, float, Sequence[AnyEvent]]] = []  # batches: first seq, time, events
+        self._buffered_events = 0
         self._next_commit = 0.0
         self._rest: dict[int, _Rest] = {}
         self._per_insert = _rows_per_insert(conn)
+        self._buffer_lock = threading.Lock()  # the engine appends while the writer thread takes
+        self._write_lock = threading.Lock()
+        self._writer: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._stopping = False
+
+    def write_in_background(self) -> None:
+        """From now on a thread of its own commits every ``COMMIT_INTERVAL``.
+
+        SQLite does its work without holding the GIL, so the parent keeps receiving events
+        while the disk works: workers never wait on the disk, and the run's wall time barely
+        grows. ``maybe_commit`` is then unnecessary; ``finish`` stops the thread.
+        """
+        if self._writer is None and self._conn is not None:
+            self._writer = threading.Thread(target=self._write_periodically, name="mpmq-recorder", daemon=True)
+            self._writer.start()
+
+    def _write_periodically(self) -> None:
+        while not self._stopping:
+            self._wake.wait(COMMIT_INTERVAL)
+            self._wake.clear()
+            self._flush()
+
+    def _stop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            self._stopping = True
+            self._wake.set()
+            writer.join()
 
     @classmethod
     def open(
@@ -170,7 +201,7 @@ class Recorder:
         conn = None
         try:
             # A URI, so that no name (":memory:", "file:...") is taken as anything but a file.
-            conn = sqlite3.connect(f"{Path(path).as_uri()}?mode=rw", uri=True, timeout=5.0)
+            conn = sqlite3.connect(f"{Path(path).as_uri()}?mode=rw", uri=True, timeout=5.0, check_same_thread=False)
             version = read_format(conn, path)
             # SQLite creates the -wal and -shm files with the database file's permissions, so
             # they are 0600 too; synchronous=NORMAL in WAL mode keeps every commit atomic.
@@ -201,17 +232,23 @@ class Recorder:
 
     def append(self, seq: int, received_at: float, event: AnyEvent) -> None:
         """Buffer one event; seq is the order in which the parent received it."""
-        buffer = self._buffer
-        buffer.append((seq, received_at, event))
-        if len(buffer) >= MAX_BUFFER:
-            self._flush()
+        self.append_batch(seq, received_at, [event])
 
     def append_batch(self, first_seq: int, received_at: float, events: Sequence[AnyEvent]) -> None:
         """Buffer events received together, numbered from ``first_seq``: one call, not one per event."""
-        buffer = self._buffer
-        buffer.extend(zip(range(first_seq, first_seq + len(events)), itertools.repeat(received_at), events))
-        if len(buffer) >= MAX_BUFFER:
-            self._flush()
+        with self._buffer_lock:
+            self._buffer.append((first_seq, received_at, events))
+            self._buffered_events += len(events)
+        self._buffered()
+
+    def _buffered(self) -> None:
+        size = self._buffered_events
+        if size < MAX_BUFFER:
+            return
+        if self._writer is None or size >= MAX_BACKLOG:
+            self._flush()  # a disk slower than the run: memory stays bounded, the run waits
+        else:
+            self._wake.set()
 
     def maybe_commit(self, now: float) -> None:
         """Commit the buffered events if the last commit is 0.1 s old; nearly free when not due."""
@@ -232,6 +269,7 @@ class Recorder:
             raise ValueError(f"run status must be one of {RUN_STATUSES}, not {status!r}")
         if self._conn is None:
             return
+        self._stop_writer()
         self._flush()
         if self.failure is None:
             try:
@@ -251,6 +289,7 @@ class Recorder:
         conn = self._conn
         if conn is None:
             return
+        self._stop_writer()
         self._flush()
         self._conn = None
         self._rest = {}
@@ -268,16 +307,23 @@ class Recorder:
     # -- internals --
 
     def _flush(self) -> None:
-        batch = self._buffer
-        if not batch or self._conn is None:
-            return
-        try:
-            self._write(*_event_inserts(self._event_rows(batch), self._per_insert))
-        except Exception as exc:
-            self._fail(exc, f"at event {batch[0][0]}")
-            return
-        self.committed += len(batch)
-        self._buffer = []
+        with self._write_lock:
+            with self._buffer_lock:
+                batches, self._buffer = self._buffer, []
+                count, self._buffered_events = self._buffered_events, 0
+            if not batches or self._conn is None or self.failure is not None:
+                return
+            try:
+                self._write(*self._event_statements(batches))
+            except Exception as exc:
+                self._fail(exc, f"at event {batches[0][0]}")
+                return
+            self.committed += count
+
+    def _event_statements(self, batches: list[tuple[int, float, Sequence[AnyEvent]]]) -> list[tuple[str, list]]:
+        flat = [(first_seq + i, received_at, e) for first_seq, received_at, events in batches
+                for i, e in enumerate(events)]  # fmt: skip
+        return _event_inserts(self._event_rows(flat), self._per_insert)
 
     def _write(self, *statements: tuple[str, list]) -> None:
         """executemany each statement in one transaction; retried with cleaned text if need be."""
@@ -295,8 +341,7 @@ class Recorder:
                     conn.executemany(sql, [tuple(clean_text(v) for v in row) for row in rows])
             conn.commit()
         except BaseException:
-            # Whatever stopped it (even KeyboardInterrupt), no half-written batch stays open;
-            # the batch is still buffered, so a later flush writes it whole.
+            # Whatever stopped it (even KeyboardInterrupt), no half-written batch stays open.
             _rollback_quietly(conn)
             raise
 
@@ -352,7 +397,8 @@ class Recorder:
 
     def _fail(self, exc: BaseException, where: str) -> None:
         self.failure = f"recording to {self.path} stopped {where}: {type(exc).__name__}: {exc}"
-        self._buffer = []
+        with self._buffer_lock:
+            self._buffer, self._buffered_events = [], 0
         # From here the run goes on unrecorded, at no cost per event.
         self.append = self.append_batch = self.maybe_commit = _ignore  # type: ignore[method-assign]
         if self._conn is not None:
