@@ -59,7 +59,8 @@ class Engine:
         self.function = function
         self.process_data = [{}] if process_data is None else process_data
         self.shared_data = {} if shared_data is None else shared_data
-        self.processes_to_start = processes_to_start
+        # 0.7.0 applied the default here, and clients read it before the run (mpcurses)
+        self.processes_to_start = processes_to_start or _default_workers(self.process_data, processes_to_start)
         self.timeout = timeout  # 0.7.0's join wait; accepted, never kills an item
         self.context = _context(context)
         self.item_timeout = item_timeout
@@ -277,6 +278,13 @@ class Engine:
         """The worker process object for ``pid`` while it runs (None in a replay)."""
         source = self._source or self._ended_source
         return source.process_for(pid) if source is not None else None
+
+
+def _default_workers(process_data: Any, given: Any) -> Any:
+    try:
+        return len(process_data) or given
+    except TypeError:  # not a list: refused with a clear message when the run starts
+        return given
 
 
 def _context(context: str | Any | None) -> Any:

@@ -370,6 +370,9 @@ class WorkerPool:
             self.unfinished -= 1
         queue = self.inherit_only if worker.dedicated else self.pending
         queue.extendleft(reversed(held))  # back to the front of the queue, in order
+        if culprit is not None and self.stop_on_error and not self.stopped:
+            self.stopped = True
+            self._cancel_pending(events)
 
     def _next_deadline(self) -> float | None:
         if self.item_timeout is None:

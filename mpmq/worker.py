@@ -263,6 +263,7 @@ def worker_main(
     chunks from its connection until told to stop or until it has run ``max_items``.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # under fork, not the parent's shutdown handler
     faulthandler.enable()  # a segfault leaves a Python traceback on stderr
     sender = EventSender(conn)
     inbox = Inbox(conn)
