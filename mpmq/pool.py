@@ -229,6 +229,8 @@ class WorkerPool:
             elif self.pending and self.max_items == 1:
                 offset = self.pending.popleft()
                 self._spawn(first=[(offset, self.items[offset])])
+            elif self.pending and not self._transportable(self.pending[0]):
+                self.inherit_only.append(self.pending.popleft())  # no regular worker for it
             elif self.pending:
                 self._feed(self._spawn(first=None))
             else:
@@ -271,12 +273,18 @@ class WorkerPool:
     def _split_transportable(self, offsets: list[int]) -> tuple[bytes, list[int]]:
         ok = []
         for offset in offsets:
-            try:
-                ForkingPickler.dumps(self.items[offset])
+            if self._transportable(offset):
                 ok.append(offset)
-            except Exception:
+            else:
                 self.inherit_only.append(offset)
         return bytes(ForkingPickler.dumps([self.items[o] for o in ok])), ok
+
+    def _transportable(self, offset: int) -> bool:
+        try:
+            ForkingPickler.dumps(self.items[offset])
+        except Exception:
+            return False
+        return True
 
     def _stop(self, worker: _Worker) -> None:
         if worker.stopping:
