@@ -39,7 +39,7 @@ class ReplayPlan:
         self.speed = speed
         self.offsets = set(offsets) if offsets is not None else None
         self.until = until
-        self.incomplete = run.status == "running"
+        self.incomplete = not run.complete  # its parent died, or its recording stopped early
         self.last_seq: dict[int, int] = {}
         self._use_clock = clock
         self._freezer: Any = None
