@@ -97,12 +97,20 @@ class Processes:
         """multiprocessing's resource tracker: started by spawn once, lives for the session."""
         return getattr(multiprocessing.resource_tracker._resource_tracker, "_pid", None)
 
+    @staticmethod
+    def forkserver_pid() -> int | None:
+        """multiprocessing's fork server: started by forkserver once, lives for the session."""
+        from multiprocessing import forkserver
+
+        return getattr(forkserver._forkserver, "_forkserver_pid", None)
+
     def children(self) -> list[str]:
-        """Every child of this process, zombies included, except the resource tracker."""
-        me, tracker = os.getpid(), self.tracker_pid()
+        """Every child of this process, zombies included, except the resource tracker and the
+        fork server (multiprocessing's own helpers, started once for the whole session)."""
+        me, helpers = os.getpid(), {self.tracker_pid(), self.forkserver_pid()}
         found = []
         for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == tracker:
+            if not entry.name.isdigit() or int(entry.name) in helpers:
                 continue
             stat = _stat(int(entry.name))
             if stat is not None and stat[1] == me:
