@@ -68,6 +68,10 @@ def _json_safe(value: Any, depth: int = 0) -> bool:
 
 def safe_repr(value: Any, limit: int = 10_000) -> str:
     """``repr`` that never raises and never grows without bound."""
+    if isinstance(value, (bytes, bytearray, str)) and len(value) > limit:
+        # repr of a 20 MB result would build an 80 MB string only to cut it
+        unit = "characters" if isinstance(value, str) else "bytes"
+        return f"{repr(value[:limit])}...[truncated, {len(value)} {unit}]"
     try:
         text = repr(value)
     except Exception as exc:  # a broken __repr__ must not break recording

@@ -27,7 +27,7 @@ from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from .errors import ItemCancelled, ItemTimeout, WorkerDied, qualified_name
-from .events import Done, Error, Log, Started, decode_batch
+from .events import Done, Error, Log, Payload, Result, Started, decode_batch
 from .frames import FrameReader
 from .worker import RunningSlot, worker_main
 
@@ -35,6 +35,7 @@ MAX_CHUNK = 512
 TERMINATE_GRACE = 1.0
 LAST_LOG_LINES = 5
 RECENT_BATCHES = 4
+_LARGE_RESULT_MARK = Payload()
 
 
 class _Worker:
@@ -55,6 +56,7 @@ class _Worker:
         self.stopping = False
         self.eof = False
         self.killed_for_timeout = False
+        self.large_result: Result | None = None  # its pickle is the next frame
         self.recent: deque[list] = deque(maxlen=RECENT_BATCHES)  # for a dead worker's last log lines
 
     def last_logs(self, offset: int) -> list[str]:
@@ -174,7 +176,13 @@ class WorkerPool:
             self._close_pipe(worker)  # the worker is gone; its sentinel tells the rest
             return
         for frame in frames:
+            if worker.large_result is not None:  # this frame is the pickle of a large result
+                marker, worker.large_result = worker.large_result, None
+                events.append(Result(marker.offset, marker.pid, marker.time, Payload(pickle=frame)))
+                continue
             batch = decode_batch(frame)
+            if batch and type(batch[-1]) is Result and batch[-1].value == _LARGE_RESULT_MARK:
+                worker.large_result = batch.pop()  # see worker.py, EventSender.emit_large
             worker.recent.append(batch)
             for event in batch:
                 if type(event) is not Log:  # logs need no bookkeeping: the hot path stays short

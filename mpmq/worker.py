@@ -31,12 +31,13 @@ from typing import Any
 
 from . import payload
 from .errors import UnpicklableResult, qualified_name
-from .events import Done, Error, Log, Result, Started, encode_batch
+from .events import Done, Error, Log, Payload, Result, Started, encode_batch
 
 FLUSH_INTERVAL = 0.01
 FLUSH_EVENTS = 2048
 FLUSH_BYTES = 1 << 20
 TRIVIAL_ITEM = 0.001
+LARGE_RESULT = 1 << 20  # bytes of pickle from which a result skips the batch
 
 KWARGS = "kwargs"
 POSITIONAL = "positional"
@@ -76,6 +77,22 @@ class EventSender:
                 del batch[:count]
                 self._size = 0
                 self._conn.send_bytes(data)
+
+    def emit_large(self, event: Result) -> None:
+        """A large result travels as a frame of its own after its event: no copy into a batch.
+
+        Its event goes out with an empty payload (``Payload()``, which no other result has);
+        the parent attaches the next frame from this worker as the pickle (pool.py, _read).
+        """
+        with self._send_lock:
+            batch = self._batch
+            count = len(batch)
+            marker = Result(event.offset, event.pid, event.time, Payload())
+            data = encode_batch(batch[:count] + [marker])
+            del batch[:count]
+            self._size = 0
+            self._conn.send_bytes(data)
+            self._conn.send_bytes(event.value.pickle)
 
     def _flush_periodically(self) -> None:
         while True:
@@ -228,8 +245,10 @@ class ItemRunner:
             # logging set up for one item never leaks into the next
             root.handlers[:] = saved_handlers
             root.setLevel(saved_level)
-        size = len(event.value.pickle) if isinstance(event, Result) else 256
-        emit(event, size)
+        if isinstance(event, Result) and len(event.value.pickle) >= LARGE_RESULT:
+            self.sender.emit_large(event)
+        else:
+            emit(event, 256)
         ended = time.time()
         emit(Done(offset, pid, ended))
         # Flush now unless the item was trivial (no logs, under a millisecond): then the
