@@ -57,10 +57,15 @@ class Printer(MPmq):
         self.show(offset, message)
 
     def show(self, offset: int, text: str) -> None:
-        prefix = f"[{offset}] "
-        lines = text.split("\n")
-        rest = "".join(f"\n{' ' * len(prefix)}{line}" for line in lines[1:])
-        print(f"{prefix}{lines[0]}{rest}", file=self.out)
+        show(self.out, offset, text)
+
+
+def show(out: TextIO, offset: int, text: str) -> None:
+    """``[offset] text``, the lines of a multi-line text indented under the first."""
+    prefix = f"[{offset}] "
+    lines = text.split("\n")
+    rest = "".join(f"\n{' ' * len(prefix)}{line}" for line in lines[1:])
+    print(f"{prefix}{lines[0]}{rest}", file=out)
 
 
 def value_text(value: payload.Payload, allow_pickle: bool) -> str:
@@ -95,14 +100,21 @@ def one_line(exc: BaseException) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
-def recorded_function(name: str | None) -> Callable:
-    """The recorded function if its module is already imported, else ``stand_in``."""
+def recorded_function(name: str | None, script_module: str | None = None) -> Callable:
+    """The recorded function if its module is already imported, else ``stand_in``.
+
+    A function recorded as ``__main__:f`` was defined in the script that ran; when the user's
+    handler comes from that script (``--handler script:Bar``), ``script_module`` finds it there.
+    """
     module_name, _, qualname = (name or "").partition(":")
-    module = sys.modules.get(module_name) if module_name != "__main__" else None
-    obj: Any = module
-    for part in qualname.split(".") if module is not None else ():
+    if module_name == "__main__":
+        module_name = script_module or ""
+    obj: Any = sys.modules.get(module_name)
+    if obj is None:
+        return stand_in
+    for part in qualname.split("."):
         obj = getattr(obj, part, None)
-    return obj if callable(obj) and module is not None else stand_in
+    return obj if callable(obj) else stand_in
 
 
 def build_handler(spec: str, header: RunInfo, items: list[ItemRecord], allow_pickle: bool) -> Engine:
@@ -111,7 +123,7 @@ def build_handler(spec: str, header: RunInfo, items: list[ItemRecord], allow_pic
     try:
         if isinstance(target, type) and issubclass(target, Engine):
             handler = target(
-                recorded_function(header.function),
+                recorded_function(header.function, spec.partition(":")[0]),
                 process_data=[inputs.item_input(item, allow_pickle) for item in items] or [{}],
                 shared_data=inputs.shared_data(header, allow_pickle),
                 processes_to_start=header.processes_to_start,

@@ -10,13 +10,14 @@ standard-library functions (``os:system``...) are refused unless ``--function`` 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
 import pdb
 import sys
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -24,11 +25,14 @@ from mpmq import MPmq, payload
 from mpmq.compat import prefixed
 from mpmq.engine import Engine
 from mpmq.recording import open_recording
+from mpmq.redact import REDACTED
 from mpmq.worker import KWARGS, call_style
 
 from . import inputs
-from .handlers import HandlerError, import_object
+from .handlers import HandlerError, import_object, show
 from .loader import fold
+
+SUPPLYING = ("--set", "--input")  # options whose values may be secrets
 
 
 class RerunError(Exception):
@@ -89,11 +93,15 @@ def prepare(
         problems += inputs.problems(offset, item, by_offset[offset].input.pickle is not None)
         if not problems and not isinstance(item, dict):
             problems.append(inputs.Problem(offset, "", "repr"))
-    if problems:
-        raise RerunError(*(f"{path}: run {header.id}, {problem.advice()}" for problem in problems))
+    lines = [f"{path}: run {header.id}, {problem.advice()}" for problem in problems]
     name = function or header.function or ""
-    return Rerun(path, header.id, header.start_method, header.processes_to_start, name,
-                 _function(name, header.function, explicit=function is not None), chosen, items, shared)  # fmt: skip
+    try:
+        target = _function(name, header.function, explicit=function is not None)
+    except RerunError as exc:  # said together with the missing inputs: one round of fixes
+        lines[:0] = exc.lines
+    if lines:
+        raise RerunError(*lines)
+    return Rerun(path, header.id, header.start_method, header.processes_to_start, name, target, chosen, items, shared)
 
 
 def _function(name: str, recorded: str | None, explicit: bool) -> Callable:
@@ -177,7 +185,9 @@ def run_here(rerun: Rerun, debug: bool, out: TextIO) -> bool:
             print(f"item {offset}: succeeded: {payload.safe_repr(value)}", file=out)
             continue
         ok = False
-        out.write("".join(traceback.format_exception(type(failure), failure, failure.__traceback__)))
+        # From the function's own frame down: the frame calling it here is noise.
+        frames = failure.__traceback__.tb_next if failure.__traceback__ is not None else None
+        out.write("".join(traceback.format_exception(type(failure), failure, frames)))
         print(f"item {offset}: failed: {type(failure).__name__}: {failure}", file=out)
         out.flush()
         if debug:
@@ -194,18 +204,19 @@ class _LogPrinter(logging.Handler):
         self.offset = 0
 
     def emit(self, record: logging.LogRecord) -> None:
-        print(f"[{self.offset}] {prefixed(record.levelno, record.getMessage())}", file=self.out)
+        show(self.out, self.offset, prefixed(record.levelno, record.getMessage()))
 
 
 def run_in_workers(rerun: Rerun, processes: int | None, record: str | None, out: TextIO) -> bool:
     """Run the items through ``MPmq`` in worker processes; True if every item succeeded."""
     start = rerun.start_method if rerun.start_method in multiprocessing.get_all_start_methods() else None
     workers = processes or min(rerun.processes or len(rerun.items), len(rerun.items))
-    runner = _RerunPrinter(
+    runner = RerunDisplay(
         rerun.function, process_data=rerun.items, shared_data=rerun.shared, processes_to_start=workers,
         context=start, offsets=rerun.offsets, parent_run=rerun.run_id if record else None, out=out,
     )  # fmt: skip
-    results = runner.execute(record=record)
+    with _argv_for_the_record():
+        results = runner.execute(record=record)
     ok = True
     for offset, result in zip(rerun.offsets, results):
         if isinstance(result, BaseException):
@@ -220,7 +231,7 @@ def run_in_workers(rerun: Rerun, processes: int | None, record: str | None, out:
     return ok
 
 
-class _RerunPrinter(MPmq):
+class RerunDisplay(MPmq):
     """Prints the re-run items' messages under their original offsets."""
 
     def __init__(self, *args: Any, offsets: list[int], parent_run: int | None, out: TextIO, **kwargs: Any) -> None:
@@ -230,12 +241,44 @@ class _RerunPrinter(MPmq):
         self.out = out
 
     def process_message(self, offset: int, message: str) -> None:
-        print(f"[{self.original[offset]}] {message}", file=self.out)
+        show(self.out, self.original[offset], message)
 
     def execute_run(self) -> None:
         if self.parent_run is not None:
             link_to_parent(self, self.parent_run)
         super().execute_run()
+
+
+@contextlib.contextmanager
+def _argv_for_the_record() -> Iterator[None]:
+    """Hide the values of --set and --input from the command line the recording keeps.
+
+    The recorder stores ``sys.argv`` and redacts only secret-looking option names, but
+    ``--set api_token=...`` supplies secrets through an innocent one. The values themselves
+    are in the recorded inputs, redacted there by key, so nothing is lost.
+    """
+    saved = sys.argv
+    sys.argv = hide_supplied_values(saved)
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def hide_supplied_values(argv: list[str]) -> list[str]:
+    """``--set KEY=VALUE`` as ``--set KEY=[redacted]`` (also ``--input``, and the ``--set=`` form)."""
+    out: list[str] = []
+    hide_next = False
+    for arg in argv:
+        name, eq, value = arg.partition("=")
+        if hide_next:
+            out.append(f"{name}={REDACTED}")
+        elif eq and name in SUPPLYING:
+            out.append(f"{name}={value.partition('=')[0]}={REDACTED}")
+        else:
+            out.append(arg)
+        hide_next = arg in SUPPLYING
+    return out
 
 
 def link_to_parent(engine: Engine, run_id: int) -> None:

@@ -124,3 +124,23 @@ def test_fixture_recording_loads_with_expected_results():
     assert [s.seq for s in first.stamped] == list(range(15))
     rerun = replay.load(path, run=2, allow_pickle=True)
     assert rerun.header.parent_run == 1 and rerun.results == [{"n": 2, "double": 4}]
+
+
+def test_handler_is_built_from_the_recorded_run_and_never_imports_what_the_file_names(tmp_path):
+    import sqlite3
+    import sys
+
+    from replay.handlers import build_handler, stand_in
+
+    db = tmp_path / "run.db"
+    record(db)
+    run = replay.load(db)
+    handler = build_handler("fixtures.replay_handlers:StringCollector", run.header, run.items, False)
+    assert handler.function is work  # its module is imported already: the real function
+    assert (handler.process_data, handler.shared_data, handler.processes_to_start) == (DATA, SHARED, 2)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE runs SET function = 'antigravity:fly'")  # importing it opens a browser
+    conn.close()
+    crafted = replay.load(db)
+    handler = build_handler("fixtures.replay_handlers:StringCollector", crafted.header, crafted.items, False)
+    assert handler.function is stand_in and "antigravity" not in sys.modules

@@ -36,7 +36,7 @@ def test_failed_items_fail_again_in_process_with_traceback_and_logs(recorded):
     assert result.returncode == 1, result.stderr
     out = result.stdout
     assert out.startswith("re-running item 3 of run 1: fixtures.replay_workers:work\n")
-    assert "[3] INFO: item 3 starting\n[3] WARN: odd item 3\nsecond line\n[3] ERROR: about to fail on 3\n" in out
+    assert "[3] INFO: item 3 starting\n[3] WARN: odd item 3\n    second line\n[3] ERROR: about to fail on 3\n" in out
     assert 'raise ValueError(f"bad item {n}")' in out
     assert out.endswith("item 3: failed: ValueError: bad item 3\n")
 
@@ -65,6 +65,7 @@ def test_workers_and_record_link_the_new_run_to_the_original(recorded, tmp_path)
     assert "item 3: succeeded: {'n': 3, 'square': 9}" in result.stdout
     (run,) = replay.runs(out)
     assert (run.parent_run, run.status, run.item_count, run.shared_data) == (1, "succeeded", 1, {"bad": -1})
+    assert run.command_line[-4:] == ["--set", "bad=[redacted]", "--record", str(out)]  # --set may carry secrets
     assert replay.load(out).results == [{"n": 3, "square": 9}]
 
 
@@ -74,6 +75,15 @@ def test_redacted_input_is_named_with_how_to_supply_it(tmp_path):
     line = one_error_line(result, 2, str(db), "item 0", "'api_token' was redacted", "--set api_token=VALUE")
     assert "t0k3n" not in line
     assert cli("rerun", str(db), "--failed", "--set", "api_token=x", "--set", "bad=-1").returncode == 0
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE runs SET function = '__main__:work'")
+    conn.close()
+    both = cli("rerun", str(db), "--failed")  # every problem at once: one round of fixes
+    assert both.returncode == 2
+    assert [("__main__:work" in line, "api_token" in line) for line in both.stderr.splitlines()] == [
+        (True, False),
+        (False, True),
+    ]
 
 
 def test_input_only_a_pickle_or_repr_holds(tmp_path):
