@@ -267,12 +267,22 @@ class MPmq(Engine):
 
     def execute(self, raise_if_error: bool = False, **options: Any) -> list:
         results = super().execute(raise_if_error=False, **options)
-        if self._v02:
-            for offset, result in enumerate(results):
-                self.process_data[offset]["result"] = result
+        self._write_back(results)
         if raise_if_error:
             self.check_results(results)
         return results
+
+    def replay(self, path: Any, run: int | None = None, allow_pickle: bool = False, **options: Any) -> list:
+        results = super().replay(path, run, allow_pickle, **options)
+        self._write_back(results)
+        return results
+
+    def _write_back(self, results: list) -> None:
+        """0.2.0 returned nothing and wrote each result into ``process_data[offset]['result']``."""
+        if self._v02:
+            for offset, result in enumerate(results):
+                if offset < len(self.process_data):
+                    self.process_data[offset]["result"] = result
 
     def _call_style(self) -> str:
         return POSITIONAL if self._v02 else super()._call_style()

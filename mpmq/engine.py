@@ -108,14 +108,18 @@ class Engine:
         record: str | os.PathLike | None = None,
         record_pickle: bool = False,
         redact: bool | Collection[str] = True,
+        parent_run: int | None = None,
     ) -> list:
         """Run every item; return one result per item, in item order (an exception for a failure).
 
         ``record`` writes the run's events to a SQLite file (see README, Recording);
         ``record_pickle`` also keeps pickles of values JSON cannot hold; ``redact`` (default on)
-        hides values under secret-looking keys, and may list extra key patterns.
+        hides values under secret-looking keys, and may list extra key patterns; ``parent_run``
+        records this run as a re-run of that run of the same file (``mpmq-replay rerun``).
         """
-        self._record_options = {"path": record, "keep_pickle": record_pickle, "redact": redact}
+        self._record_options = {
+            "path": record, "keep_pickle": record_pickle, "redact": redact, "parent_run": parent_run,
+        }
         self._replay = None
         self._allow_pickle = True
         results = self._drive()

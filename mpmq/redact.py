@@ -78,8 +78,9 @@ def _redact(value: Any, patterns: frozenset[str], depth: int) -> Any:
 def redact_argv(argv: Iterable[str], patterns: frozenset[str]) -> list[str]:
     """A command line with secret-looking options' values redacted.
 
-    ``--db-password=x`` becomes ``--db-password=[redacted]``, and in ``--token x`` the ``x``
-    is redacted: command lines end up in the run header, and people pass secrets on them.
+    ``--db-password=x`` becomes ``--db-password=[redacted]``, in ``--token x`` the ``x`` is
+    redacted, and so is the value of a ``KEY=VALUE`` argument with a secret-looking key:
+    command lines end up in the run header, and people pass secrets on them.
     """
     out: list[str] = []
     hide_next = False
@@ -90,6 +91,10 @@ def redact_argv(argv: Iterable[str], patterns: frozenset[str]) -> list[str]:
             hide_next = False
             continue
         hide_next = False
+        key, eq, _ = arg.partition("=")
+        if eq and not arg.startswith("-") and patterns and is_secret(key, patterns):
+            out.append(f"{key}={REDACTED}")  # KEY=VALUE arguments: `--set api_token=...`
+            continue
         if arg.startswith("-") and patterns:
             name, eq, _ = arg.partition("=")
             if is_secret(name.lstrip("-"), patterns):

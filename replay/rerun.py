@@ -23,7 +23,6 @@ from typing import Any, TextIO
 
 from mpmq import MPmq, payload
 from mpmq.compat import prefixed
-from mpmq.engine import Engine
 from mpmq.recording import open_recording
 from mpmq.redact import REDACTED
 from mpmq.worker import KWARGS, call_style
@@ -213,10 +212,10 @@ def run_in_workers(rerun: Rerun, processes: int | None, record: str | None, out:
     workers = processes or min(rerun.processes or len(rerun.items), len(rerun.items))
     runner = RerunDisplay(
         rerun.function, process_data=rerun.items, shared_data=rerun.shared, processes_to_start=workers,
-        context=start, offsets=rerun.offsets, parent_run=rerun.run_id if record else None, out=out,
+        context=start, offsets=rerun.offsets, out=out,
     )  # fmt: skip
     with _argv_for_the_record():
-        results = runner.execute(record=record)
+        results = runner.execute(record=record, parent_run=rerun.run_id if record else None)
     ok = True
     for offset, result in zip(rerun.offsets, results):
         if isinstance(result, BaseException):
@@ -234,19 +233,13 @@ def run_in_workers(rerun: Rerun, processes: int | None, record: str | None, out:
 class RerunDisplay(MPmq):
     """Prints the re-run items' messages under their original offsets."""
 
-    def __init__(self, *args: Any, offsets: list[int], parent_run: int | None, out: TextIO, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, offsets: list[int], out: TextIO, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.original = offsets
-        self.parent_run = parent_run
         self.out = out
 
     def process_message(self, offset: int, message: str) -> None:
         show(self.out, self.original[offset], message)
-
-    def execute_run(self) -> None:
-        if self.parent_run is not None:
-            link_to_parent(self, self.parent_run)
-        super().execute_run()
 
 
 @contextlib.contextmanager
@@ -279,13 +272,3 @@ def hide_supplied_values(argv: list[str]) -> list[str]:
             out.append(arg)
         hide_next = arg in SUPPLYING
     return out
-
-
-def link_to_parent(engine: Engine, run_id: int) -> None:
-    """Record ``engine``'s run as a re-run of ``run_id`` (the ``parent_run`` header column).
-
-    A stopgap: ``execute()`` takes no ``parent_run`` yet and resets the options the recorder
-    reads, so this is called from ``execute_run``, after that reset and before the recorder
-    opens. Replace it with ``execute(record=..., parent_run=...)`` once the engine has it.
-    """
-    engine._record_options["parent_run"] = run_id

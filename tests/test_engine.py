@@ -268,3 +268,25 @@ def test_start_method_comes_from_the_environment_when_not_given(monkeypatch):
     monkeypatch.setenv("MPMQ_START_METHOD", "spawn")
     run = MPmq(workers.add, process_data=[{"pid": 1}], shared_data={"number": 1})
     assert run.context.get_start_method() == "spawn" and run.execute() == [2]
+
+
+def test_a_0_2_subclass_gets_results_in_process_data_after_a_replay_too(tmp_path):
+    class Old(MPmq):
+        def process_non_control_message(self, offset, message):
+            pass
+
+    path = str(tmp_path / "run.db")
+    Old(workers.positional, process_data=[{"pid": 1}]).execute(record=path)
+    data = [{"pid": 1}]
+    Old(workers.positional, process_data=data).replay(path)
+    assert data[0]["result"] == {"item": {"pid": 1}, "shared": {}}
+
+
+def test_parent_run_links_a_recorded_run_to_the_one_it_re_runs(tmp_path):
+    import sqlite3
+
+    path = str(tmp_path / "run.db")
+    MPmq(workers.add, process_data=[{"pid": 1}], shared_data={"number": 1}).execute(record=path)
+    MPmq(workers.add, process_data=[{"pid": 1}], shared_data={"number": 1}).execute(record=path, parent_run=1)
+    rows = sqlite3.connect(path).execute("SELECT id, parent_run FROM runs ORDER BY id").fetchall()
+    assert rows == [(1, None), (2, 1)]

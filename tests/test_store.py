@@ -348,6 +348,13 @@ def test_redact_patterns_option():
     ]
 
 
+def test_key_value_arguments_with_secret_keys_are_redacted_on_the_command_line():
+    argv = ["rerun", "--set", "api_token=s3cr3t", "--set", "n=5", "db_password=x=y"]
+    assert redact_argv(argv, patterns_for(True)) == [
+        "rerun", "--set", f"api_token={REDACTED}", "--set", "n=5", f"db_password={REDACTED}",
+    ]
+
+
 # --- the file -----------------------------------------------------------------------------
 
 
