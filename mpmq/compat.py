@@ -145,16 +145,16 @@ class MPmq(Engine):
             else:
                 self._outbox.append(f"#{event.offset}-{text}")
         elif kind is Started:
-            self._item_started(event)
+            self.on_start_process()  # active_processes already counts it (from the state)
+        elif kind is Done:
+            self._control(event.offset, "DONE")
         elif kind is Error:
             self._message(event.offset, f"ERROR: {event.message}")
             self._control(event.offset, "ERROR")
-        elif kind is Done:
-            self._control(event.offset, "DONE")
 
     def _message(self, offset: int, text: str) -> None:
         if self._direct:
-            self._deliver_text(offset, text)
+            self._text_handler(offset, text)
         else:
             self._outbox.append(f"#{offset}-{text}")
 
@@ -163,12 +163,6 @@ class MPmq(Engine):
             self.process_control_message(offset, control)
         else:
             self._outbox.append(f"#{offset}-{control}")
-
-    def _deliver_text(self, offset: int, text: str) -> None:
-        self._text_handler(offset, text)
-
-    def _item_started(self, event: Started) -> None:
-        self.on_start_process()
 
     # -- 0.7.0's loop and seams -------------------------------------------------------------
 
@@ -190,7 +184,7 @@ class MPmq(Engine):
                     if message["control"]:
                         self.process_control_message(message["offset"], message["control"])
                     else:
-                        self._deliver_text(message["offset"], message["message"])
+                        self._text_handler(message["offset"], message["message"])
                 except NoActiveProcesses:
                     break
                 except Empty:
