@@ -19,7 +19,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 demo: $(STAMP)
-	$(BIN)/python -m fixtures.demo
+	$(BIN)/python -m examples.demo
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
