@@ -160,7 +160,12 @@ class MPmq(Engine):
 
     def _control(self, offset: int, control: str) -> None:
         if self._direct:
-            self.process_control_message(offset, control)
+            try:
+                self.process_control_message(offset, control)
+            except NoActiveProcesses:
+                # Our own loop ends on the state; raising here would skip whatever a
+                # subclass does after super().process_event(event) for the last event.
+                pass
         else:
             self._outbox.append(f"#{offset}-{control}")
 

@@ -23,6 +23,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from multiprocessing import util
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
@@ -109,7 +110,11 @@ class WorkerPool:
         self._poller = select.poll()
         self._processes: dict[int, Any] = {}  # pid -> process, for 0.7.0's processes table
         self._strikes: dict[int, int] = {}
+        self._deferred: list = []  # events made while reading a batch, to follow it
         self.stopped = False
+        # Workers are not daemonic, so at interpreter exit multiprocessing would join them:
+        # end them first, should a caller exit without closing the run.
+        self._at_exit = util.Finalize(self, WorkerPool._close_at_exit, args=(self.workers,), exitpriority=10)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -122,6 +127,14 @@ class WorkerPool:
 
     def process_for(self, pid: int) -> Any:
         return self._processes.get(pid)
+
+    @staticmethod
+    def _close_at_exit(workers: list) -> None:
+        for worker in list(workers):
+            _terminate(worker.process)
+            worker.process.join(TERMINATE_GRACE)
+            if worker.process.exitcode is None:
+                worker.process.kill()
 
     def close(self, terminate: bool = False) -> None:
         """Stop every worker and reap it; ``terminate`` does not wait for items to finish."""
@@ -138,6 +151,7 @@ class WorkerPool:
                 worker.process.kill()
                 worker.process.join()
             self._forget(worker)
+        self._at_exit.cancel()
 
     # -- the one blocking point ------------------------------------------------------------
 
@@ -186,8 +200,11 @@ class WorkerPool:
             worker.recent.append(batch)
             for event in batch:
                 if type(event) is not Log:  # logs need no bookkeeping: the hot path stays short
-                    self._track(worker, event, events)
+                    self._track(worker, event)
             events.extend(batch)
+            if self._deferred:  # e.g. cancellations, after the error that caused them
+                events.extend(self._deferred)
+                self._deferred.clear()
 
     def _close_pipe(self, worker: _Worker) -> None:
         if not worker.eof:
@@ -195,7 +212,7 @@ class WorkerPool:
             self._poller.unregister(worker.fd)
             del self._by_fd[worker.fd]
 
-    def _track(self, worker: _Worker, event: Any, events: list) -> None:
+    def _track(self, worker: _Worker, event: Any) -> None:
         kind = type(event)
         if kind is Started:
             worker.started_at = time.monotonic()
@@ -209,7 +226,7 @@ class WorkerPool:
             self.unfinished -= 1
         elif kind is Error and self.stop_on_error and not self.stopped:
             self.stopped = True
-            self._cancel_pending(events)
+            self._cancel_pending(self._deferred)
 
     def _cancel_pending(self, events: list) -> None:
         """stop_on_error: every item that never ran still gets its own entry, a cancellation."""
@@ -312,7 +329,7 @@ class WorkerPool:
             args=(child_end, self.function, self.shared_data, self.style, first,
                   1 if dedicated else self.max_items, running),
             name=f"mpmq-worker-{len(self._processes)}",
-            daemon=True,
+            daemon=False,  # an item may start processes of its own, as under 0.7.0
         )
         process.start()
         child_end.close()  # only the worker holds it now, so its death reads as EOF here

@@ -182,13 +182,19 @@ def call_style(function: Callable) -> str:
     return KWARGS if uses_kwargs else POSITIONAL
 
 
-def error_event(offset: int, pid: int, exc: BaseException) -> Error:
-    """Describe any exception, even one that cannot be pickled or rebuilt."""
+def error_event(offset: int, pid: int, exc: BaseException, from_item: bool = False) -> Error:
+    """Describe any exception, even one that cannot be pickled or rebuilt.
+
+    ``from_item``: the traceback starts in the item's function, not in the runner calling it.
+    """
     try:
         message = str(exc)
     except Exception as str_failed:
         message = f"<str() of the exception failed: {str_failed!r}>"
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    tb = exc.__traceback__
+    if from_item and tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
     try:
         pickled = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # unpicklable exceptions still travel as type, message and traceback
@@ -232,7 +238,7 @@ class ItemRunner:
             else:
                 value = self.function(item, self.shared_data)
         except BaseException as exc:  # SystemExit and KeyboardInterrupt in an item fail that item
-            event = error_event(offset, pid, exc)
+            event = error_event(offset, pid, exc, from_item=True)
         else:
             try:
                 event = Result(offset, pid, time.time(), payload.for_transit(value))

@@ -8,16 +8,12 @@ re-run item failed, 2 usage errors and unusable data: a bad file, run or handler
 on stderr naming it (recordings are shared files, often broken or foreign: that is no reason
 for a traceback).
 
-Other modules add commands to this group: listed in ``COMMANDS`` at the bottom (the HTML
-``report`` of ``replay/report_command.py``), or adding themselves with ``from replay.cli import
-main`` and ``@main.command()``. ``main`` is the console script declared in pyproject.toml, so
-it stays the group itself.
+The HTML ``report`` lives in ``replay/report_command.py`` and is added at the bottom.
+``main`` is the console script declared in pyproject.toml, so it stays the group itself.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import sys
 import traceback
 from collections import defaultdict, deque
@@ -35,6 +31,7 @@ from . import export
 from . import logs as logs_module
 from .handlers import LAST_LOG_LINES, HandlerError, Printer, build_handler, one_line
 from .loader import fold
+from .report_command import report
 from .rerun import RerunError, prepare, run_here, run_in_workers
 from .summary import Facts, local_time, render
 
@@ -348,19 +345,7 @@ def rerun(
     sys.exit(0 if ok else 1)
 
 
-# Commands written in other modules, added here so that every way of running the CLI has
-# them (replay/report_command.py: ``report``). A module not written yet is skipped. A module
-# may also add itself with ``from replay.cli import main`` and ``@main.command()``.
-COMMANDS = (("replay.report_command", "report"),)
-
-
-def _add_commands() -> None:
-    for module_name, attr in COMMANDS:
-        if importlib.util.find_spec(module_name) is not None:
-            main.add_command(getattr(importlib.import_module(module_name), attr))
-
-
-_add_commands()
+main.add_command(report)  # written in its own module: replay/report_command.py
 
 if __name__ == "__main__":
     # Under ``python -m replay.cli`` this file runs as __main__, a second copy of the module:

@@ -290,3 +290,38 @@ def test_parent_run_links_a_recorded_run_to_the_one_it_re_runs(tmp_path):
     MPmq(workers.add, process_data=[{"pid": 1}], shared_data={"number": 1}).execute(record=path, parent_run=1)
     rows = sqlite3.connect(path).execute("SELECT id, parent_run FROM runs ORDER BY id").fetchall()
     assert rows == [(1, None), (2, 1)]
+
+
+def test_an_item_may_start_processes_of_its_own():
+    assert MPmq(workers.start_a_child, process_data=[{"value": 1}]).execute() == [1]
+
+
+def test_code_after_super_process_event_runs_for_the_last_event_too():
+    class After(MPmq):
+        seen = []
+
+        def process_event(self, event):
+            super().process_event(event)
+            self.seen.append(type(event).__name__)
+
+    After(workers.add, process_data=[{"pid": 1}], shared_data={"number": 1}).execute()
+    assert After.seen[-1] == "Done"
+
+
+def test_with_stop_on_error_the_error_comes_before_the_cancellations_it_caused():
+    class Order(MPmq):
+        kinds = []
+
+        def process_event(self, event):
+            self.kinds.append((type(event).__name__, event.offset))
+
+    data = [{"value": i, "bad": 0} for i in range(3)]
+    Order(workers.fail_on, process_data=data, processes_to_start=1, stop_on_error=True).execute()
+    errors = [offset for kind, offset in Order.kinds if kind == "Error"]
+    assert errors == [0, 1, 2]
+
+
+def test_remote_tracebacks_start_in_the_items_function():
+    results = MPmq(workers.fail_on, process_data=[{"value": 1, "bad": 1}]).execute()
+    lines = results[0].remote_traceback.splitlines()
+    assert lines[0] == "Traceback (most recent call last):" and "in fail_on" in lines[1]
