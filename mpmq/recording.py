@@ -17,10 +17,12 @@ import os
 import sqlite3
 from collections.abc import Collection, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlite_utils import Database
+
+if TYPE_CHECKING:  # sqlite-utils only writes a new file's schema: readers skip its import (~50 ms)
+    from sqlite_utils import Database
 
 from .events import AnyEvent, Done, Error, Log, Payload, Result, Started
 
