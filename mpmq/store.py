@@ -1,10 +1,11 @@
 """Write a run to SQLite, event by event, as plain tables people can query (issue 4).
 
-Only the parent writes. The engine hands every event to ``Recorder.append`` as it receives it;
-the hot path only buffers the event. ``maybe_commit`` turns the buffer into rows and commits
-them in one transaction at most every 0.1 s (and whenever the buffer is large), so a parent
-killed with SIGKILL loses at most the last fraction of a second, and WAL keeps the file valid.
-``finish`` writes the item rows and the run's final status.
+Only the parent writes. The engine hands each batch of events to ``Recorder.append_batch`` as
+it receives it; the hot path only buffers the batch. A thread of the recorder's own (or, used
+alone, ``maybe_commit``) turns the buffer into rows (``rows.py``) and commits them in one
+transaction at least every 0.1 s, so a parent killed with SIGKILL loses at most the last
+fraction of a second, and WAL keeps the file valid. ``finish`` writes the item rows and the
+run's final status.
 
 A recording is never worth a run: a write that fails mid-run (disk full, sqlite error) stops
 the recording, keeps the reason in ``Recorder.failure`` for the engine to report, and never
@@ -17,9 +18,7 @@ raw connection with multi-row INSERTs, several times faster than ``insert_all``.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
-import pickle
 import sqlite3
 import threading
 import time
@@ -27,13 +26,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import msgspec
 from sqlite_utils import Database
 
-from .events import AnyEvent, Done, Error, Log, Payload, Result, Started
-from .payload import for_rest, json_or_unset, safe_repr
+from .events import AnyEvent, Result
 from .recording import FORMAT_VERSION, RecordingError, check_sqlite_file, create_schema, read_format
-from .redact import RedactOption, patterns_for, redact, redact_argv
+from .redact import RedactOption, patterns_for
+from .rows import (
+    HEADER_KEYS, Rest, clean_text, event_inserts, event_rows, insert_run, item_inputs, rest_payload, rows_per_insert,
+)  # fmt: skip
 from .state import ItemState, RunState
 
 __all__ = ["Recorder", "RecordingError", "FORMAT_VERSION", "RUN_STATUSES"]
@@ -44,84 +44,6 @@ COMMIT_INTERVAL = 0.1  # seconds: the most a SIGKILLed parent may lose (issue 4)
 MAX_BUFFER = 10_000  # rows: bounds memory and the pause of one commit
 MAX_BACKLOG = 200_000  # rows waiting for a background writer before the run waits for the disk
 
-HEADER_KEYS = (
-    "mpmq_version", "python_version", "platform", "start_method", "function", "handler",
-    "processes_to_start", "error_policy", "command_line", "started_at", "utc_offset",
-    "item_count", "options", "parent_run",
-)  # fmt: skip
-
-_encode = msgspec.json.Encoder().encode
-_encode_any = msgspec.json.Encoder(enc_hook=safe_repr).encode
-
-
-# --- values at rest -------------------------------------------------------------------------
-
-
-def json_text(value: Any) -> str | None:
-    """JSON text when JSON represents ``value`` exactly, else ``None`` (the repr carries it)."""
-    value = json_or_unset(value)
-    if value is msgspec.UNSET:
-        return None
-    try:
-        return _encode(value).decode()
-    except (UnicodeEncodeError, msgspec.EncodeError):  # lone surrogates, ints beyond JSON
-        return None
-
-
-def clean_text(value: Any) -> Any:
-    """A string SQLite can store: lone surrogates (undecodable file names...) become escapes."""
-    if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    return value
-
-
-def _shared_columns(shared: Any, keep_pickle: bool) -> tuple[str | None, str | None, bytes | None]:
-    """shared_data as a JSON object; values JSON cannot hold are stored as their repr, keys listed."""
-    if shared is None:
-        return None, None, None
-    pickled = for_rest(shared, keep_pickle).pickle
-    items = shared.items() if isinstance(shared, Mapping) else [("*", shared)]
-    as_json: dict[str, Any] = {}
-    repr_keys = []
-    for key, value in items:
-        name = clean_text(str(key))
-        if json_text(value) is None or not isinstance(key, str):
-            repr_keys.append(name)
-            value = safe_repr(value)
-        as_json[name] = value
-    return _encode(as_json).decode(), (_encode(repr_keys).decode() if repr_keys else None), pickled
-
-
-def _data(fields: dict[str, Any]) -> str:
-    """An event's other fields as JSON text (its strings cleaned if SQLite could not store them)."""
-    try:
-        return _encode(fields).decode()
-    except UnicodeEncodeError:
-        return _encode({key: clean_text(value) for key, value in fields.items()}).decode()
-
-
-def _loose_json(value: Any) -> str:
-    """JSON text for header fields: anything JSON cannot hold becomes its repr."""
-    try:
-        return _encode_any(value).decode()
-    except (UnicodeEncodeError, TypeError, msgspec.EncodeError):
-        return _encode(safe_repr(value)).decode()
-
-
-class _Rest(msgspec.Struct, frozen=True):
-    """A live result as the recording keeps it (computed once, for its event row and item row)."""
-
-    live: Payload
-    json: str | None
-    repr: str
-    data: str
-    pickle: bytes | None
-
-
-# --- the writer -----------------------------------------------------------------------------
-
-_EVENT_COLUMNS = 12
-_EVENTS_PER_INSERT = 200  # rows per INSERT where SQLite allows 2,400 parameters (3.32+; before: 999)
 _UPDATE_ITEM = (
     "UPDATE items SET status = ?, pid = ?, started_at = ?, ended_at = ?, duration = ?, result = ?,"
     " result_repr = ?, result_pickle = ?, error_type = ?, error_message = ?, traceback = ?"
@@ -143,8 +65,8 @@ class Recorder:
         self._buffer: list[tuple[int, float, Sequence[AnyEvent]]] = []  # batches: first seq, time, events
         self._buffered_events = 0
         self._next_commit = 0.0
-        self._rest: dict[int, _Rest] = {}
-        self._per_insert = _rows_per_insert(conn)
+        self._rest: dict[int, Rest] = {}
+        self._per_insert = rows_per_insert(conn)
         self._buffer_lock = threading.Lock()  # the engine appends while the writer thread takes
         self._write_lock = threading.Lock()
         self._writer: threading.Thread | None = None
@@ -214,11 +136,11 @@ class Recorder:
             with db.atomic():
                 if version is None:
                     create_schema(db)
-                run_id = _insert_run(db, header, inputs, shared_data, patterns, keep_pickle)
+                run_id = insert_run(conn, header, inputs, shared_data, patterns, keep_pickle)
                 conn.executemany(
                     "INSERT INTO items (run_id, offset, input, input_repr, input_pickle, status)"
                     " VALUES (?, ?, ?, ?, ?, 'pending')",
-                    _item_inputs(run_id, inputs, patterns, keep_pickle),
+                    item_inputs(run_id, inputs, patterns, keep_pickle),
                 )
         except (sqlite3.Error, OSError) as exc:
             _abandon(conn, path, created)
@@ -323,7 +245,7 @@ class Recorder:
     def _event_statements(self, batches: list[tuple[int, float, Sequence[AnyEvent]]]) -> list[tuple[str, list]]:
         flat = [(first_seq + i, received_at, e) for first_seq, received_at, events in batches
                 for i, e in enumerate(events)]  # fmt: skip
-        return _event_inserts(self._event_rows(flat), self._per_insert)
+        return event_inserts(event_rows(self.run_id, flat, self._rest_of, self._keep_pickle), self._per_insert)
 
     def _write(self, *statements: tuple[str, list]) -> None:
         """executemany each statement in one transaction; retried with cleaned text if need be."""
@@ -345,38 +267,12 @@ class Recorder:
             _rollback_quietly(conn)
             raise
 
-    def _event_rows(self, batch: list[tuple[int, float, AnyEvent]]) -> list[Any]:
-        """The batch's rows, flattened: one multi-row INSERT binds them twice as fast as executemany."""
-        run = self.run_id
-        flat: list[Any] = []
-        add = flat.extend
-        for seq, received_at, e in batch:
-            cls = type(e)
-            if cls is Log:
-                data = None if e.exc_text is None else _data({"exc_text": e.exc_text})
-                add((run, seq, "log", e.offset, e.pid, e.time, received_at, e.level, e.logger, e.message, data, None))
-            elif cls is Started or cls is Done:
-                kind = "started" if cls is Started else "done"
-                add((run, seq, kind, e.offset, e.pid, e.time, received_at, None, None, None, None, None))
-            elif cls is Result:
-                rest = self._rest_of(e)
-                add(
-                    (run, seq, "result", e.offset, e.pid, e.time, received_at, None, None, None, rest.data, rest.pickle)
-                )
-            elif cls is Error:
-                data = _data({"type": e.type, "traceback": e.traceback})
-                exc = e.exception if self._keep_pickle else None
-                add((run, seq, "error", e.offset, e.pid, e.time, received_at, None, None, e.message, data, exc))
-            else:
-                raise TypeError(f"not an mpmq event: {e!r}")
-        return flat
-
-    def _rest_of(self, event: Result) -> _Rest:
+    def _rest_of(self, event: Result) -> Rest:
         """The result as it rests: unpickled here (our own process tree), described by for_rest."""
         cached = self._rest.get(event.offset)
         if cached is not None and cached.live is event.value:
             return cached
-        rest = _rest_payload(event.value, self._keep_pickle)
+        rest = rest_payload(event.value, self._keep_pickle)
         self._rest[event.offset] = rest
         return rest
 
@@ -387,7 +283,7 @@ class Recorder:
             rest = (
                 cached
                 if cached is not None and cached.live is item.result
-                else _rest_payload(item.result, self._keep_pickle)
+                else rest_payload(item.result, self._keep_pickle)
             )
             result = (rest.json, rest.repr, rest.pickle)
         error = item.error
@@ -418,45 +314,8 @@ class Recorder:
             _rollback_quietly(self._conn)
 
 
-@functools.cache
-def _insert_events(rows: int) -> str:
-    return "INSERT INTO events VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
-
-
-def _event_inserts(flat: list[Any], per_insert: int) -> list[tuple[str, list]]:
-    """Statements for flattened event rows: full multi-row INSERTs, then one for the rest."""
-    step = _EVENT_COLUMNS * per_insert
-    full = len(flat) // step
-    statements = [(_insert_events(per_insert), [flat[i * step : (i + 1) * step] for i in range(full)])]
-    if len(flat) > full * step:
-        statements.append((_insert_events((len(flat) - full * step) // _EVENT_COLUMNS), [flat[full * step :]]))
-    return statements
-
-
-def _rows_per_insert(conn: sqlite3.Connection) -> int:
-    getlimit = getattr(conn, "getlimit", None)  # Python 3.11+
-    limit = getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if getlimit is not None else 999
-    return max(1, min(_EVENTS_PER_INSERT, limit // _EVENT_COLUMNS))
-
-
 def _ignore(*args: Any) -> None:
     return None
-
-
-def _rest_payload(live: Payload, keep_pickle: bool) -> _Rest:
-    if live.pickle is None:  # already at rest (e.g. a re-recorded replay)
-        rest = live
-    else:
-        try:
-            rest = for_rest(pickle.loads(live.pickle))
-        except Exception as exc:  # the parent must survive a result it cannot rebuild
-            rest = Payload(repr=f"<result not unpickled by the recorder: {type(exc).__name__}: {exc}>")
-    text = json_text(rest.json) if rest.json is not msgspec.UNSET else None
-    data: dict[str, Any] = {"repr": rest.repr}
-    if text is not None:
-        data["json"] = rest.json
-    kept = (live.pickle or rest.pickle) if keep_pickle else None
-    return _Rest(live, text, clean_text(rest.repr or ""), _data(data), kept)
 
 
 def _rollback_quietly(conn: sqlite3.Connection) -> None:
@@ -499,35 +358,3 @@ def _abandon(conn: sqlite3.Connection | None, path: str, created: bool) -> None:
                 pass
 
 
-def _insert_run(
-    db: Database,
-    header: Mapping[str, Any],
-    inputs: Sequence[Any],
-    shared: Any,
-    patterns: frozenset[str],
-    keep_pickle: bool,
-) -> int:
-    row = {key: header.get(key) for key in HEADER_KEYS}
-    row["item_count"] = len(inputs) if row["item_count"] is None else row["item_count"]
-    shared_json, repr_keys, shared_pickle = _shared_columns(redact(shared, patterns), keep_pickle)
-    row.update(
-        format_version=FORMAT_VERSION,
-        status="running",
-        command_line=_loose_json(redact_argv(row["command_line"] or [], patterns)),
-        options=_loose_json(redact(row["options"] or {}, patterns)),
-        shared_data=shared_json,
-        shared_data_repr_keys=repr_keys,
-        shared_data_pickle=shared_pickle,
-    )
-    row = {key: clean_text(value) for key, value in row.items()}
-    columns = ", ".join(f'"{key}"' for key in row)
-    cursor = db.conn.execute(f"INSERT INTO runs ({columns}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
-
-
-def _item_inputs(run_id: int, inputs: Sequence[Any], patterns: frozenset[str], keep_pickle: bool) -> Any:
-    for offset, value in enumerate(inputs):
-        value = redact(value, patterns)
-        rest = for_rest(value, keep_pickle)
-        yield run_id, offset, json_text(value), clean_text(rest.repr), rest.pickle
