@@ -32,7 +32,15 @@ from .events import AnyEvent, Result
 from .recording import FORMAT_VERSION, RecordingError, check_sqlite_file, create_schema, read_format
 from .redact import RedactOption, patterns_for
 from .rows import (
-    HEADER_KEYS, Rest, clean_text, event_inserts, event_rows, insert_run, item_inputs, rest_payload, rows_per_insert,
+    HEADER_KEYS,
+    Rest,
+    clean_text,
+    event_inserts,
+    event_rows,
+    insert_run,
+    item_inputs,
+    rest_payload,
+    rows_per_insert,
 )  # fmt: skip
 from .state import ItemState, RunState
 
