@@ -5,9 +5,10 @@
     receive() <--event batches--------------  conn i
     receive() <--exit-----------------------  sentinel i
 
-``receive`` is the parent's one blocking point: a single ``multiprocessing.connection.wait``
-over every worker's connection and process sentinel (as CPython's ProcessPoolExecutor waits
-on its result reader and sentinels), with a timeout only when an item deadline is due.
+``receive`` is the parent's one blocking point: a single poll over every worker's pipe and
+process sentinel (as CPython's ProcessPoolExecutor waits on its result reader and sentinels,
+here with one ``select.poll`` kept for the run rather than a selector built per wait), with a
+timeout only when an item deadline is due. ``handle.py`` is the parent's end of one worker.
 A worker that dies is noticed through its sentinel at once: the item it was running fails
 with ``WorkerDied`` (exit code and signal, pid, last log lines), the items it held but had
 not started go back to the queue, and a replacement starts while work remains.
@@ -19,7 +20,6 @@ derived from the events it returns, by the reducer, elsewhere.
 from __future__ import annotations
 
 import select
-import signal
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -28,53 +28,11 @@ from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from .errors import ItemCancelled, ItemTimeout, WorkerDied, qualified_name
-from .events import Done, Error, Log, Payload, Result, Started, decode_batch
-from .frames import FrameReader
-from .worker import RunningSlot, worker_main
+from .events import Done, Error, Log, Started
+from .handle import WorkerHandle
 
 MAX_CHUNK = 512
 TERMINATE_GRACE = 1.0
-LAST_LOG_LINES = 5
-RECENT_BATCHES = 4
-_LARGE_RESULT_MARK = Payload()
-
-
-class _Worker:
-    """The parent's view of one worker process."""
-
-    def __init__(self, process: Any, conn: Any, running: Any, dedicated: bool) -> None:
-        self.process = process
-        self.pid = process.pid
-        self.conn = conn
-        self.fd = conn.fileno()
-        self.sentinel = process.sentinel
-        self.reader = FrameReader(self.fd)
-        self.running = running  # shared slot: the offset the worker is running, or -1
-        self.dedicated = dedicated
-        self.held: deque[int] = deque()  # sent, not finished, in the order the worker runs them
-        self.started_at: float | None = None  # parent clock when the running item started
-        self.sent = 0
-        self.stopping = False
-        self.eof = False
-        self.killed_for_timeout = False
-        self.large_result: Result | None = None  # its pickle is the next frame
-        self.recent: deque[list] = deque(maxlen=RECENT_BATCHES)  # for a dead worker's last log lines
-
-    def last_logs(self, offset: int) -> list[str]:
-        lines = [e.message for batch in self.recent for e in batch if type(e) is Log and e.offset == offset]
-        return lines[-LAST_LOG_LINES:]
-
-
-def exit_description(exitcode: int | None) -> str:
-    """``SIGKILL (-9)`` for signals, ``code 3`` for exits."""
-    if exitcode is None:
-        return "an unknown status"
-    if exitcode < 0:
-        try:
-            return f"{signal.Signals(-exitcode).name} ({exitcode})"
-        except ValueError:
-            return f"signal {-exitcode} ({exitcode})"
-    return f"code {exitcode}"
 
 
 class WorkerPool:
@@ -105,8 +63,8 @@ class WorkerPool:
         self.pending: deque[int] = deque(range(len(items)))
         self.inherit_only: deque[int] = deque()  # items that can only reach a process at its start
         self.unfinished = len(items)
-        self.workers: list[_Worker] = []
-        self._by_fd: dict[int, tuple[_Worker, bool]] = {}  # fd -> (worker, is its event pipe)
+        self.workers: list[WorkerHandle] = []
+        self._by_fd: dict[int, tuple[WorkerHandle, bool]] = {}  # fd -> (worker, is its event pipe)
         self._poller = select.poll()
         self._processes: dict[int, Any] = {}  # pid -> process, for 0.7.0's processes table
         self._strikes: dict[int, int] = {}
@@ -131,7 +89,7 @@ class WorkerPool:
     @staticmethod
     def _close_at_exit(workers: list) -> None:
         for worker in list(workers):
-            _terminate(worker.process)
+            worker.terminate()
             worker.process.join(TERMINATE_GRACE)
             if worker.process.exitcode is None:
                 worker.process.kill()
@@ -141,9 +99,9 @@ class WorkerPool:
         workers = list(self.workers)
         for worker in workers:
             if terminate:
-                _terminate(worker.process)
+                worker.terminate()
             elif not worker.stopping:
-                self._stop(worker)
+                worker.stop()
         deadline = time.monotonic() + TERMINATE_GRACE
         for worker in workers:
             worker.process.join(max(0.0, deadline - time.monotonic()))
@@ -183,21 +141,13 @@ class WorkerPool:
 
     # -- reading events --------------------------------------------------------------------
 
-    def _read(self, worker: _Worker, events: list) -> None:
+    def _read(self, worker: WorkerHandle, events: list) -> None:
         try:
-            frames = worker.reader.read()
+            batches = worker.read_batches()
         except (EOFError, OSError):
             self._close_pipe(worker)  # the worker is gone; its sentinel tells the rest
             return
-        for frame in frames:
-            if worker.large_result is not None:  # this frame is the pickle of a large result
-                marker, worker.large_result = worker.large_result, None
-                events.append(Result(marker.offset, marker.pid, marker.time, Payload(pickle=frame)))
-                continue
-            batch = decode_batch(frame)
-            if batch and type(batch[-1]) is Result and batch[-1].value == _LARGE_RESULT_MARK:
-                worker.large_result = batch.pop()  # see worker.py, EventSender.emit_large
-            worker.recent.append(batch)
+        for batch in batches:
             for event in batch:
                 if type(event) is not Log:  # logs need no bookkeeping: the hot path stays short
                     self._track(worker, event)
@@ -206,13 +156,13 @@ class WorkerPool:
                 events.extend(self._deferred)
                 self._deferred.clear()
 
-    def _close_pipe(self, worker: _Worker) -> None:
+    def _close_pipe(self, worker: WorkerHandle) -> None:
         if not worker.eof:
             worker.eof = True
             self._poller.unregister(worker.fd)
             del self._by_fd[worker.fd]
 
-    def _track(self, worker: _Worker, event: Any) -> None:
+    def _track(self, worker: WorkerHandle, event: Any) -> None:
         kind = type(event)
         if kind is Started:
             worker.started_at = time.monotonic()
@@ -267,7 +217,7 @@ class WorkerPool:
         guided = len(self.pending) // (2 * self.max_workers)
         return max(1, min(MAX_CHUNK, guided))
 
-    def _feed(self, worker: _Worker) -> None:
+    def _feed(self, worker: WorkerHandle) -> None:
         while self.pending:
             size = self._chunk_size()
             if worker.held and (self.stop_on_error or len(worker.held) > size // 2):
@@ -279,9 +229,9 @@ class WorkerPool:
             offsets = [self.pending.popleft() for _ in range(min(size, len(self.pending)))]
             self._send(worker, offsets)
         if not worker.held:
-            self._stop(worker)  # nothing left for it: free its slot
+            worker.stop()  # nothing left for it: free its slot
 
-    def _send(self, worker: _Worker, offsets: list[int]) -> None:
+    def _send(self, worker: WorkerHandle, offsets: list[int]) -> None:
         items = [self.items[offset] for offset in offsets]
         try:
             blob = bytes(ForkingPickler.dumps(items))
@@ -291,9 +241,7 @@ class WorkerPool:
             blob, offsets = self._split_transportable(offsets)
             if not offsets:
                 return
-        worker.conn.send((offsets, blob))
-        worker.held.extend(offsets)
-        worker.sent += len(offsets)
+        worker.send(offsets, blob)
 
     def _split_transportable(self, offsets: list[int]) -> tuple[bytes, list[int]]:
         ok = []
@@ -311,34 +259,12 @@ class WorkerPool:
             return False
         return True
 
-    def _stop(self, worker: _Worker) -> None:
-        if worker.stopping:
-            return
-        worker.stopping = True
-        try:
-            worker.conn.send(None)
-        except OSError:
-            pass  # already gone; the sentinel will say so
-
-    def _spawn(self, first: list | None) -> _Worker:
-        parent_end, child_end = self.context.Pipe(duplex=True)
-        running = RunningSlot(self.context)
-        dedicated = first is not None
-        process = self.context.Process(
-            target=worker_main,
-            args=(child_end, self.function, self.shared_data, self.style, first,
-                  1 if dedicated else self.max_items, running),
+    def _spawn(self, first: list | None) -> WorkerHandle:
+        worker = WorkerHandle.start(
+            self.context, self.function, self.shared_data, self.style, first, self.max_items,
             name=f"mpmq-worker-{len(self._processes)}",
-            daemon=False,  # an item may start processes of its own, as under 0.7.0
         )
-        process.start()
-        child_end.close()  # only the worker holds it now, so its death reads as EOF here
-        worker = _Worker(process, parent_end, running, dedicated)
-        self._processes[worker.pid] = process
-        if first:
-            worker.held.extend(offset for offset, _ in first)
-            worker.sent = len(first)
-            worker.stopping = True
+        self._processes[worker.pid] = worker.process
         self.workers.append(worker)
         self._by_fd[worker.fd] = (worker, True)
         self._by_fd[worker.sentinel] = (worker, False)
@@ -348,7 +274,7 @@ class WorkerPool:
 
     # -- deaths and deadlines --------------------------------------------------------------
 
-    def _reap(self, worker: _Worker, events: list) -> None:
+    def _reap(self, worker: WorkerHandle, events: list) -> None:
         while not worker.eof:  # drain what the worker sent before it exited: never lose an event
             self._read(worker, events)
         worker.process.join()
@@ -356,18 +282,16 @@ class WorkerPool:
             self._fail_running(worker, events)
         self._forget(worker)
 
-    def _forget(self, worker: _Worker) -> None:
+    def _forget(self, worker: WorkerHandle) -> None:
         self._close_pipe(worker)
         if worker.sentinel in self._by_fd:
             self._poller.unregister(worker.sentinel)
             del self._by_fd[worker.sentinel]
         if worker in self.workers:
             self.workers.remove(worker)
-        worker.conn.close()
-        if worker.process.exitcode is not None:
-            worker.process.close()  # its sentinel fd: nothing stays open after execute()
+        worker.close()
 
-    def _fail_running(self, worker: _Worker, events: list) -> None:
+    def _fail_running(self, worker: WorkerHandle, events: list) -> None:
         """The worker died holding items: fail the one it was running, requeue the rest.
 
         Items before it whose events never left the worker are re-run rather than lost;
@@ -393,7 +317,7 @@ class WorkerPool:
                            f"its worker (pid {worker.pid}) was killed")
             else:
                 kind = WorkerDied
-                status = exit_description(worker.process.exitcode)
+                status = worker.exit_description()
                 message = f"worker (pid {worker.pid}) exited with {status} while running item {culprit}"
             last_logs = worker.last_logs(culprit)
             if last_logs:
@@ -419,12 +343,3 @@ class WorkerPool:
             if worker.started_at is not None and now - worker.started_at >= self.item_timeout:
                 worker.killed_for_timeout = True
                 worker.process.kill()
-
-
-def _terminate(process: Any) -> None:
-    if process.exitcode is None:
-        try:
-            process.terminate()
-        except OSError:
-            pass
-

@@ -1,0 +1,124 @@
+"""The parent's end of one worker process: the process, its pipe, and the items it holds.
+
+The pool (``pool.py``) decides what each worker gets and what a worker's death means; this
+module is how one worker is started, fed, read and let go.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .events import Log, Payload, Result, decode_batch
+from .frames import FrameReader
+from .worker import RunningSlot, worker_main
+
+LAST_LOG_LINES = 5
+RECENT_BATCHES = 4
+_LARGE_RESULT_MARK = Payload()  # see worker.py, EventSender.emit_large
+
+
+class WorkerHandle:
+    """One worker process as the parent sees it."""
+
+    def __init__(self, process: Any, conn: Any, running: RunningSlot, dedicated: bool) -> None:
+        self.process = process
+        self.pid = process.pid
+        self.conn = conn
+        self.fd = conn.fileno()
+        self.sentinel = process.sentinel
+        self.running = running  # shared slot: the offset the worker is running, or -1
+        self.dedicated = dedicated  # started with its item(s); takes no more
+        self.held: deque[int] = deque()  # sent, not finished, in the order the worker runs them
+        self.started_at: float | None = None  # parent clock when the running item started
+        self.sent = 0
+        self.stopping = False
+        self.eof = False
+        self.killed_for_timeout = False
+        self._reader = FrameReader(self.fd)
+        self._large_result: Result | None = None  # its pickle is the next frame
+        self._recent: deque[list] = deque(maxlen=RECENT_BATCHES)  # for a dead worker's last log lines
+
+    @classmethod
+    def start(cls, context: Any, function: Callable, shared_data: Mapping, style: str,
+              first: list | None, max_items: int | None, name: str) -> WorkerHandle:
+        """Start a worker; ``first`` items are handed over at its start (then it takes no more)."""
+        parent_end, child_end = context.Pipe(duplex=True)
+        running = RunningSlot(context)
+        dedicated = first is not None
+        process = context.Process(
+            target=worker_main,
+            args=(child_end, function, shared_data, style, first, 1 if dedicated else max_items, running),
+            name=name,
+            daemon=False,  # an item may start processes of its own, as under 0.7.0
+        )
+        process.start()
+        child_end.close()  # only the worker holds it now, so its death reads as EOF here
+        handle = cls(process, parent_end, running, dedicated)
+        if first:
+            handle.held.extend(offset for offset, _ in first)
+            handle.sent = len(first)
+            handle.stopping = True
+        return handle
+
+    def read_batches(self) -> list[list]:
+        """The event batches one read completes; ``EOFError`` once the worker's end is closed."""
+        batches = []
+        for frame in self._reader.read():
+            if self._large_result is not None:  # this frame is the pickle of a large result
+                marker, self._large_result = self._large_result, None
+                batches.append([Result(marker.offset, marker.pid, marker.time, Payload(pickle=frame))])
+                continue
+            batch = decode_batch(frame)
+            if batch and type(batch[-1]) is Result and batch[-1].value == _LARGE_RESULT_MARK:
+                self._large_result = batch.pop()
+            self._recent.append(batch)
+            batches.append(batch)
+        return batches
+
+    def last_logs(self, offset: int) -> list[str]:
+        """What the item last logged, as far as the parent received it."""
+        lines = [e.message for batch in self._recent for e in batch if type(e) is Log and e.offset == offset]
+        return lines[-LAST_LOG_LINES:]
+
+    def send(self, offsets: list[int], blob: bytes) -> None:
+        """Hand over a chunk of items (pickled together in ``blob``)."""
+        self.conn.send((offsets, blob))
+        self.held.extend(offsets)
+        self.sent += len(offsets)
+
+    def stop(self) -> None:
+        """Ask the worker to exit once it has run what it holds."""
+        if self.stopping:
+            return
+        self.stopping = True
+        try:
+            self.conn.send(None)
+        except OSError:
+            pass  # already gone; its sentinel will say so
+
+    def terminate(self) -> None:
+        if self.process.exitcode is None:
+            try:
+                self.process.terminate()
+            except OSError:
+                pass
+
+    def exit_description(self) -> str:
+        """``SIGKILL (-9)`` for signals, ``code 3`` for exits."""
+        exitcode = self.process.exitcode
+        if exitcode is None:
+            return "an unknown status"
+        if exitcode < 0:
+            try:
+                return f"{signal.Signals(-exitcode).name} ({exitcode})"
+            except ValueError:
+                return f"signal {-exitcode} ({exitcode})"
+        return f"code {exitcode}"
+
+    def close(self) -> None:
+        self.conn.close()
+        if self.process.exitcode is not None:
+            self.process.close()  # its sentinel fd: nothing stays open after execute()
