@@ -70,6 +70,7 @@ class WorkerPool:
         self._strikes: dict[int, int] = {}
         self._deferred: list = []  # events made while reading a batch, to follow it
         self.stopped = False
+        self.closed = False
         # Workers are not daemonic, so at interpreter exit multiprocessing would join them:
         # end them first, should a caller exit without closing the run.
         self._at_exit = util.Finalize(self, WorkerPool._close_at_exit, args=(self.workers,), exitpriority=10)
@@ -81,7 +82,8 @@ class WorkerPool:
 
     @property
     def exhausted(self) -> bool:
-        return self.unfinished == 0 and not self.workers
+        """Nothing more will come: every item finished and every worker reaped, or closed."""
+        return self.closed or (self.unfinished == 0 and not self.workers)
 
     def process_for(self, pid: int) -> Any:
         return self._processes.get(pid)
@@ -96,6 +98,7 @@ class WorkerPool:
 
     def close(self, terminate: bool = False) -> None:
         """Stop every worker and reap it; ``terminate`` does not wait for items to finish."""
+        self.closed = True
         workers = list(self.workers)
         for worker in workers:
             if terminate:

@@ -317,3 +317,12 @@ def test_remote_tracebacks_start_in_the_items_function():
     results = MPmq(workers.fail_on, process_data=[{"value": 1, "bad": 1}]).execute()
     lines = results[0].remote_traceback.splitlines()
     assert lines[0] == "Traceback (most recent call last):" and "in fail_on" in lines[1]
+
+
+def test_terminate_processes_mid_run_ends_a_0_7_loop_instead_of_hanging():
+    class Impatient(MPmq):
+        def on_start_process(self):
+            self.terminate_processes()
+
+    results = Impatient(workers.sleep_then_return, process_data=[{"delay": 5, "value": 1}] * 2).execute()
+    assert all(isinstance(r, Exception) for r in results)
