@@ -88,9 +88,15 @@ class ReplayPlan:
         differences = []
         for record in self.items:
             item = state.items[record.offset] if record.offset < len(state.items) else None
-            replayed = item.status if item is not None else "missing"
-            if replayed != record.status:
-                seq = self.last_seq.get(record.offset, 0)
-                differences.append((seq, record.offset, f"status {replayed!r}, recorded {record.status!r}"))
+            if item is None:
+                differences.append((0, record.offset, "the item has no events"))
+                continue
+            replayed = {"status": item.status, "pid": item.pid, "error type": item.error and item.error.type}
+            recorded = {"status": record.status, "pid": record.pid, "error type": record.error_type}
+            for field, value in replayed.items():
+                if value != recorded[field]:
+                    seq = self.last_seq.get(record.offset, 0)
+                    differences.append((seq, record.offset, f"{field} {value!r}, recorded {recorded[field]!r}"))
+                    break
         if differences:
             raise ReplayDiverged(*min(differences))

@@ -326,3 +326,17 @@ def test_terminate_processes_mid_run_ends_a_0_7_loop_instead_of_hanging():
 
     results = Impatient(workers.sleep_then_return, process_data=[{"delay": 5, "value": 1}] * 2).execute()
     assert all(isinstance(r, Exception) for r in results)
+
+
+def test_replay_reports_a_divergence_in_any_recorded_item_field(tmp_path):
+    import sqlite3
+
+    from mpmq.replaying import ReplayDiverged
+
+    path = str(tmp_path / "run.db")
+    MPmq(workers.add, process_data=[{"pid": i} for i in range(3)], shared_data={"number": 1}).execute(record=path)
+    with sqlite3.connect(path) as conn:
+        conn.execute('UPDATE items SET pid = 1 WHERE "offset" = 2')
+    with pytest.raises(ReplayDiverged, match=r"item 2\): pid \d+, recorded 1") as diverged:
+        MPmq(workers.add, process_data=[{"pid": i} for i in range(3)]).replay(path)
+    assert diverged.value.offset == 2 and diverged.value.seq > 0
