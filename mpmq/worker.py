@@ -10,7 +10,8 @@ work while this worker blocks sending events (the classic two-full-pipes deadloc
 watches the parent's sentinel and exits the process when the parent dies, so no orphan keeps
 running. Events are batched: flushed when a batch is large, at most ``FLUSH_INTERVAL`` after
 the first unsent event (a live display still updates promptly), and at the end of each item
-(so a crash in the next item cannot lose this item's result).
+that logged or took a millisecond or more (so a crash in the next item cannot lose its
+result; a trivial item whose events had not left is re-run by the parent instead).
 """
 
 from __future__ import annotations
@@ -257,6 +258,8 @@ class ItemRunner:
             emit(event, 256)
         ended = time.time()
         emit(Done(offset, pid, ended))
+        if self.running is not None:
+            self.running.value = -1  # between items: a death now is no item's fault
         # Flush now unless the item was trivial (no logs, under a millisecond): then the
         # flusher sends it within FLUSH_INTERVAL, and if this process dies before that the
         # parent re-runs the item rather than lose its result (see pool.py, _fail_running).
