@@ -340,3 +340,13 @@ def test_replay_reports_a_divergence_in_any_recorded_item_field(tmp_path):
     with pytest.raises(ReplayDiverged, match=r"item 2\): pid \d+, recorded 1") as diverged:
         MPmq(workers.add, process_data=[{"pid": i} for i in range(3)]).replay(path)
     assert diverged.value.offset == 2 and diverged.value.seq > 0
+
+
+def test_trivial_items_before_a_crash_in_the_same_worker_keep_their_results(method):
+    """Events of trivial items may still be in the dying worker's batch: they are re-run."""
+    from mpmq import WorkerDied
+
+    data = [{"value": i, "bad": 3} for i in range(10)]
+    results = MPmq(workers.exit_on, process_data=data, processes_to_start=1, context=method).execute()
+    assert isinstance(results[3], WorkerDied) and "code 7" in str(results[3])
+    assert results[:3] + results[4:] == [0, 1, 2, 4, 5, 6, 7, 8, 9]
