@@ -100,7 +100,6 @@ KINDS = ("started", "log", "result", "error", "done")
 # Made once and reused: building encoders and decoders is the expensive part.
 batch_encoder = msgspec.msgpack.Encoder()
 batch_decoder = msgspec.msgpack.Decoder(list[AnyEvent])
-event_decoder = msgspec.msgpack.Decoder(AnyEvent)
 
 
 def encode_batch(events: list[AnyEvent]) -> bytes:
