@@ -200,6 +200,7 @@ class MPmq(Engine):
 
     def start_processes(self) -> None:
         """Check the input and start the workers (or open the recording, in a replay)."""
+        self._outbox.clear()
         self._begin()
         self.processes = ProcessTable(self)
 

@@ -216,15 +216,23 @@ class Engine:
             from .recording_session import open_recorder
 
             self._recorder = open_recorder(self, items, shared, workers)
+        self._source = self._live_source(items, shared, workers, style)
+        self._source.start()
+        if self._recorder is not None:
+            self._recorder.write_in_background()  # after the first forks: fewer forks with a thread
+
+    def _live_source(self, items: list, shared: Mapping, workers: int, style: str) -> EventSource:
+        """Where a live run's events come from: worker processes on this machine.
+
+        The one seam between the engine and its workers: another source of events (workers
+        on other machines, say) implements ``sources.EventSource`` and is returned here.
+        """
         pool = WorkerPool(
             self.function, items, shared, workers=workers, context=self.context, style=style,
             max_items_per_worker=self.max_items_per_worker, item_timeout=self.item_timeout,
             stop_on_error=self.stop_on_error,
         )
-        self._source = LiveSource(pool)
-        self._source.start()
-        if self._recorder is not None:
-            self._recorder.write_in_background()  # after the first forks: fewer forks with a thread
+        return LiveSource(pool)
 
     def _call_style(self) -> str:
         return call_style(self.function)
