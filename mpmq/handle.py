@@ -43,14 +43,15 @@ class WorkerHandle:
 
     @classmethod
     def start(cls, context: Any, function: Callable, shared_data: Mapping, style: str,
-              first: list | None, max_items: int | None, name: str) -> WorkerHandle:
+              first: list | None, max_items: int | None, name: str, announce_starts: bool = False) -> WorkerHandle:
         """Start a worker; ``first`` items are handed over at its start (then it takes no more)."""
         parent_end, child_end = context.Pipe(duplex=True)
         running = RunningSlot(context)
         dedicated = first is not None
         process = context.Process(
             target=worker_main,
-            args=(child_end, function, shared_data, style, first, 1 if dedicated else max_items, running),
+            args=(child_end, function, shared_data, style, first, 1 if dedicated else max_items, running,
+                  announce_starts),
             name=name,
             daemon=False,  # an item may start processes of its own, as under 0.7.0
         )

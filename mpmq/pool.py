@@ -32,6 +32,8 @@ from .events import Done, Error, Log, Started
 from .handle import WorkerHandle
 
 MAX_CHUNK = 512
+BUSY_SEND_LIMIT = 64 * 1024  # bytes: well inside a socket pair's buffer
+CHUNK_BYTES = 4 << 20  # a chunk of large items is cut down to about this size
 TERMINATE_GRACE = 1.0
 
 
@@ -230,11 +232,19 @@ class WorkerPool:
             if size <= 0:
                 break
             offsets = [self.pending.popleft() for _ in range(min(size, len(self.pending)))]
-            self._send(worker, offsets)
+            if not self._send(worker, offsets):
+                return
         if not worker.held:
             worker.stop()  # nothing left for it: free its slot
 
-    def _send(self, worker: WorkerHandle, offsets: list[int]) -> None:
+    def _send(self, worker: WorkerHandle, offsets: list[int]) -> bool:
+        """Send a chunk, unless it is large and the worker busy: False, the items stay queued.
+
+        A busy worker's reader thread needs the GIL to drain its pipe; an item stuck in C code
+        that holds it would leave the parent blocked in a large send, unable to enforce
+        ``item_timeout`` or read anyone else. A chunk that fits the pipe's buffer never blocks,
+        and an idle worker always drains.
+        """
         items = [self.items[offset] for offset in offsets]
         try:
             blob = bytes(ForkingPickler.dumps(items))
@@ -243,8 +253,17 @@ class WorkerPool:
             # it starts: give those a process of their own, as 0.7.0 did for every item.
             blob, offsets = self._split_transportable(offsets)
             if not offsets:
-                return
+                return True
+        while len(blob) > CHUNK_BYTES and len(offsets) > 1:  # large items: smaller chunks
+            half = len(offsets) // 2
+            self.pending.extendleft(reversed(offsets[half:]))
+            offsets = offsets[:half]
+            blob = bytes(ForkingPickler.dumps([self.items[offset] for offset in offsets]))
+        if worker.held and len(blob) > BUSY_SEND_LIMIT:
+            self.pending.extendleft(reversed(offsets))
+            return False
         worker.send(offsets, blob)
+        return True
 
     def _split_transportable(self, offsets: list[int]) -> tuple[bytes, list[int]]:
         ok = []
@@ -265,7 +284,7 @@ class WorkerPool:
     def _spawn(self, first: list | None) -> WorkerHandle:
         worker = WorkerHandle.start(
             self.context, self.function, self.shared_data, self.style, first, self.max_items,
-            name=f"mpmq-worker-{len(self._processes)}",
+            name=f"mpmq-worker-{len(self._processes)}", announce_starts=self.item_timeout is not None,
         )
         self._processes[worker.pid] = worker.process
         self.workers.append(worker)

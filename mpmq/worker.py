@@ -212,8 +212,9 @@ class ItemRunner:
     """
 
     def __init__(self, sender: EventSender, function: Callable, shared_data: Mapping, style: str,
-                 running: Any = None) -> None:
+                 running: Any = None, announce_starts: bool = False) -> None:
         self.running = running
+        self.announce_starts = announce_starts
         self.sender = sender
         self.function = function
         self.shared_data = shared_data
@@ -228,6 +229,10 @@ class ItemRunner:
         logged = self.handler.count
         started = time.time()
         emit(Started(offset, pid, started))
+        if self.announce_starts:
+            # item_timeout counts from the parent hearing this: send it now, before the item
+            # can hold the GIL in C code and keep the flusher thread from ever sending it
+            self.sender.flush()
         root = logging.getLogger()
         saved_level, saved_handlers = root.level, root.handlers[:]
         self.handler.offset = offset
@@ -283,6 +288,7 @@ def worker_main(
     first_items: list | None = None,
     max_items: int | None = None,
     running: Any = None,
+    announce_starts: bool = False,
 ) -> None:
     """Entry point of a worker process.
 
@@ -295,7 +301,7 @@ def worker_main(
     faulthandler.enable()  # a segfault leaves a Python traceback on stderr
     sender = EventSender(conn)
     inbox = Inbox(conn)
-    runner = ItemRunner(sender, function, shared_data, style, running)
+    runner = ItemRunner(sender, function, shared_data, style, running, announce_starts)
     done = 0
     for offset, item in first_items or ():
         runner.run(offset, item)

@@ -350,3 +350,15 @@ def test_trivial_items_before_a_crash_in_the_same_worker_keep_their_results(meth
     results = MPmq(workers.exit_on, process_data=data, processes_to_start=1, context=method).execute()
     assert isinstance(results[3], WorkerDied) and "code 7" in str(results[3])
     assert results[:3] + results[4:] == [0, 1, 2, 4, 5, 6, 7, 8, 9]
+
+
+def test_an_item_stuck_holding_the_gil_times_out_even_with_large_items_queued_behind_it():
+    """The parent must never block handing a busy worker more than its pipe holds: it could not
+    enforce the timeout (the stuck worker's reader thread cannot run to drain the pipe)."""
+    from mpmq import ItemTimeout
+
+    # item 15's start makes the parent top up the worker's queue with megabytes of items
+    data = [{"value": i, "payload": b"x" * 200_000, "hang": 15} for i in range(40)]
+    results = MPmq(workers.hang_holding_the_gil, process_data=data, processes_to_start=1, item_timeout=1).execute()
+    assert isinstance(results[15], ItemTimeout)
+    assert results[:15] + results[16:] == [i for i in range(40) if i != 15]
