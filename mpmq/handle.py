@@ -6,6 +6,7 @@ module is how one worker is started, fed, read and let go.
 
 from __future__ import annotations
 
+import os
 import signal
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -51,7 +52,7 @@ class WorkerHandle:
         process = context.Process(
             target=worker_main,
             args=(child_end, function, shared_data, style, first, 1 if dedicated else max_items, running,
-                  announce_starts),
+                  announce_starts, os.getpid()),
             name=name,
             daemon=False,  # an item may start processes of its own, as under 0.7.0
         )

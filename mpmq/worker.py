@@ -16,12 +16,14 @@ result; a trivial item whose events had not left is re-run by the parent instead
 
 from __future__ import annotations
 
+import ctypes  # imported here, in the parent, so forked workers start without the cost
 import faulthandler
 import logging
 import mmap
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -289,6 +291,7 @@ def worker_main(
     max_items: int | None = None,
     running: Any = None,
     announce_starts: bool = False,
+    parent_pid: int | None = None,
 ) -> None:
     """Entry point of a worker process.
 
@@ -298,6 +301,8 @@ def worker_main(
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # under fork, not the parent's shutdown handler
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     faulthandler.enable()  # a segfault leaves a Python traceback on stderr
     sender = EventSender(conn)
     inbox = Inbox(conn)
@@ -321,6 +326,26 @@ def worker_main(
             runner.run(offset, item, last=index == last and inbox.empty())
             done += 1
     sender.flush()
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Linux: have the kernel kill this worker when the parent dies.
+
+    The reader thread watches the parent too, but no thread of ours runs while an item is
+    stuck in C code holding the GIL; a signal from the kernel still ends the process. Under
+    forkserver the parent is the fork server, which the reader thread's watch covers.
+    """
+    if not sys.platform.startswith("linux") or os.getppid() != parent_pid:
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # no prctl here: the reader thread's watch remains
+        return
+    if os.getppid() != parent_pid:
+        os._exit(70)  # the parent died before the kernel was asked to tell us
 
 
 class RunningSlot:

@@ -56,8 +56,13 @@ class Job(MPmq):
 
 
 if __name__ == "__main__":
-    items = [{"value": value, "seconds": 60.0} for value in range(__WORKERS__)]
-    job = Job(faults.run_item, process_data=items, processes_to_start=__WORKERS__, context=sys.argv[1])
+    options = {}
+    if sys.argv[2:] == ["gil"]:  # items stuck in C code that holds the GIL: no worker thread runs
+        items = [{"value": value, "fault": "hold_the_gil"} for value in range(__WORKERS__)]
+        options["item_timeout"] = 600  # never reached; its workers report starts at once
+    else:
+        items = [{"value": value, "seconds": 60.0} for value in range(__WORKERS__)]
+    job = Job(faults.run_item, process_data=items, processes_to_start=__WORKERS__, context=sys.argv[1], **options)
     try:
         job.execute()
     except KeyboardInterrupt:
@@ -77,13 +82,13 @@ class Job:
     behind: the job's own output is read up to its exit and no further.
     """
 
-    def __init__(self, tmp_path: Path, start_method: str) -> None:
+    def __init__(self, tmp_path: Path, start_method: str, *args: str) -> None:
         script = tmp_path / "job.py"
         script.write_text(JOB)
         self.stderr_path = tmp_path / "stderr.txt"
         with open(self.stderr_path, "wb") as stderr:
             self.process = subprocess.Popen(
-                [sys.executable, str(script), start_method],
+                [sys.executable, str(script), start_method, *args],
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 bufsize=0,
@@ -177,3 +182,16 @@ def test_workers_exit_when_the_parent_is_killed(job, processes):
 
     assert status == -signal.SIGKILL
     assert processes.still_running(workers, within=2.0) == [], "workers outlived their parent by 2 s"
+
+
+def test_workers_stuck_holding_the_gil_exit_when_the_parent_is_killed(tmp_path, start_method, processes):
+    """No thread of such a worker can run to notice the parent's death: the kernel must tell it."""
+    job = Job(tmp_path, start_method, "gil")
+    try:
+        workers = job.worker_pids()
+        os.kill(job.pid, signal.SIGKILL)
+        status, lines, stderr = job.finish()
+        assert status == -signal.SIGKILL
+        assert processes.still_running(workers, within=2.0) == [], "stuck workers outlived their parent"
+    finally:
+        job.kill_leftovers()
