@@ -12,6 +12,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from .compat import prefixed
+
 
 class QueueHandler(logging.Handler):
     """Puts ``#<offset>-<prefixed message>`` on ``message_queue`` for each record."""
@@ -22,8 +24,6 @@ class QueueHandler(logging.Handler):
         self.offset = offset
 
     def emit(self, record: logging.LogRecord) -> None:
-        from .compat import prefixed
-
         self.message_queue.put(f"#{self.offset}-{prefixed(record.levelno, record.getMessage())}")
 
 

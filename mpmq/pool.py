@@ -179,12 +179,15 @@ class WorkerPool:
                 held.remove(event.offset)
             worker.started_at = None
             self.unfinished -= 1
-        elif kind is Error and self.stop_on_error and not self.stopped:
-            self.stopped = True
+        elif kind is Error:
             self._cancel_pending(self._deferred)
 
     def _cancel_pending(self, events: list) -> None:
-        """stop_on_error: every item that never ran still gets its own entry, a cancellation."""
+        """An item failed. Under stop_on_error, the first failure gives every item that never
+        ran its own entry, a cancellation; later failures find nothing left to cancel."""
+        if not self.stop_on_error or self.stopped:
+            return
+        self.stopped = True
         now = time.time()
         cancelled_type = qualified_name(ItemCancelled)
         for queue in (self.pending, self.inherit_only):
@@ -349,8 +352,7 @@ class WorkerPool:
             self.unfinished -= 1
         queue = self.inherit_only if worker.dedicated else self.pending
         queue.extendleft(reversed(held))  # back to the front of the queue, in order
-        if culprit is not None and self.stop_on_error and not self.stopped:
-            self.stopped = True
+        if culprit is not None:
             self._cancel_pending(events)
 
     def _next_deadline(self) -> float | None:

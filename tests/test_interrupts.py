@@ -139,8 +139,9 @@ class Job:
 
 
 @pytest.fixture
-def job(tmp_path, start_method):
-    job = Job(tmp_path, start_method)
+def job(request, tmp_path, start_method):
+    """The job; ``@pytest.mark.parametrize("job", ["gil"], indirect=True)`` picks its items."""
+    job = Job(tmp_path, start_method, *([request.param] if getattr(request, "param", "sleep") != "sleep" else []))
     yield job
     job.kill_leftovers()
 
@@ -174,7 +175,10 @@ def test_sigterm_shuts_down_cleanly_then_dies_of_sigterm(job, processes):
     assert processes.still_running(workers) == []
 
 
+@pytest.mark.parametrize("job", ["sleep", "gil"], indirect=True)
 def test_workers_exit_when_the_parent_is_killed(job, processes):
+    """``gil``: items stuck in C code holding the GIL, so no thread of the worker can run to
+    notice the parent's death: the kernel must tell it."""
     workers = job.worker_pids()
 
     os.kill(job.pid, signal.SIGKILL)
@@ -182,16 +186,3 @@ def test_workers_exit_when_the_parent_is_killed(job, processes):
 
     assert status == -signal.SIGKILL
     assert processes.still_running(workers, within=2.0) == [], "workers outlived their parent by 2 s"
-
-
-def test_workers_stuck_holding_the_gil_exit_when_the_parent_is_killed(tmp_path, start_method, processes):
-    """No thread of such a worker can run to notice the parent's death: the kernel must tell it."""
-    job = Job(tmp_path, start_method, "gil")
-    try:
-        workers = job.worker_pids()
-        os.kill(job.pid, signal.SIGKILL)
-        status, lines, stderr = job.finish()
-        assert status == -signal.SIGKILL
-        assert processes.still_running(workers, within=2.0) == [], "stuck workers outlived their parent"
-    finally:
-        job.kill_leftovers()
