@@ -26,7 +26,7 @@ from typing import Any
 
 from .engine import Engine
 from .errors import NoActiveProcesses
-from .events import AnyEvent, Done, Error, Log, Started
+from .events import EVENT_TYPES, AnyEvent, Done, Error, Log, Result, Started
 from .worker import POSITIONAL
 
 logger = logging.getLogger(__name__)
@@ -152,6 +152,27 @@ class MPmq(Engine):
             self._message(event.offset, f"ERROR: {event.message}")
             self._control(event.offset, "ERROR")
 
+    def _event_handlers(self) -> dict[type, Any]:
+        """Our loop's handlers: the 0.7.0 hooks a subclass overrides, and nothing for the rest."""
+        if type(self).process_event is not MPmq.process_event or not self._direct:
+            return dict.fromkeys(EVENT_TYPES, self.process_event)
+        finishing = self._v02 or any(
+            self._overrides(name) for name in ("process_control_message", "complete_process", "on_complete_process")
+        )
+        return {
+            Log: self._log_direct,
+            Started: (lambda event: self.on_start_process()) if self._overrides("on_start_process") else None,
+            Result: None,
+            Error: self.process_event,
+            Done: (lambda event: self._control(event.offset, "DONE")) if finishing else None,
+        }
+
+    def _overrides(self, name: str) -> bool:
+        return getattr(type(self), name) is not getattr(MPmq, name) or name in vars(self)
+
+    def _log_direct(self, event: Log) -> None:
+        self._text_handler(event.offset, event.message if event.level < 20 else prefixed(event.level, event.message))
+
     def _message(self, offset: int, text: str) -> None:
         if self._direct:
             self._text_handler(offset, text)
@@ -178,11 +199,12 @@ class MPmq(Engine):
         """Start the run and process messages until every item is done."""
         self.start_processes()
         self._direct = type(self).get_message is MPmq.get_message
+        handlers = self._event_handlers()
         try:
             while True:
                 try:
                     if self._direct:
-                        if not self._next_event(None) and self._over:
+                        if not self._hand_out_received(None, handlers) and self._over:
                             break
                         continue
                     message = self.get_message()

@@ -11,6 +11,8 @@ events, so replay is the same loop with another source.
 
 Tags are written to disk: they never change. New fields get defaults; existing fields never
 change type (msgspec's schema-evolution rules). This module imports nothing of ours.
+Events are ``gc=False``: they hold only scalars, bytes and acyclic decoded values, so the
+cycle collector need not track the million of them a log-heavy run creates.
 
 Fields common to every event:
 
@@ -27,7 +29,7 @@ from typing import Any
 import msgspec
 
 
-class Event(msgspec.Struct, frozen=True, tag_field="kind"):
+class Event(msgspec.Struct, frozen=True, tag_field="kind", gc=False):
     """Base of every event; see the module docstring for the common fields."""
 
     offset: int
@@ -53,7 +55,7 @@ class Log(Event, frozen=True, tag="log"):
     exc_text: str | None = None
 
 
-class Payload(msgspec.Struct, frozen=True):
+class Payload(msgspec.Struct, frozen=True, gc=False):
     """A Python value as it travels or rests.
 
     Live, between our own processes, a value travels as ``pickle`` (exact types, any object).
@@ -95,6 +97,7 @@ class Done(Event, frozen=True, tag="done"):
 
 
 AnyEvent = Started | Log | Result | Error | Done
+EVENT_TYPES = (Started, Log, Result, Error, Done)
 KINDS = ("started", "log", "result", "error", "done")
 
 # Made once and reused: building encoders and decoders is the expensive part.

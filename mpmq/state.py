@@ -20,7 +20,7 @@ FAILED = "failed"
 STATUSES = (PENDING, RUNNING, SUCCEEDED, FAILED)
 
 
-@dataclass
+@dataclass(slots=True)
 class ItemState:
     """What is known about one item."""
 
@@ -74,10 +74,11 @@ class RunState:
 
 def reduce(state: RunState, event: Event) -> RunState:
     """Fold one event into the run's state."""
+    try:
+        apply = _APPLY[type(event)]
+    except KeyError:
+        raise TypeError(f"not an mpmq event: {event!r}") from None
     state.events += 1
-    apply = _APPLY.get(type(event))
-    if apply is None:
-        raise TypeError(f"not an mpmq event: {event!r}")
     apply(event, state.items[event.offset], state)
     return state
 

@@ -25,7 +25,7 @@ def check_process_data(process_data: Any) -> list:
             f"process_data must be a list or tuple of mappings, got {type(process_data).__qualname__}"
         )
     for offset, item in enumerate(process_data):
-        if not isinstance(item, Mapping):
+        if type(item) is not dict and not isinstance(item, Mapping):  # dict first: 10x cheaper
             raise TypeError(
                 f"process_data[{offset}] must be a mapping (dict) of arguments, "
                 f"got {type(item).__qualname__}: {item!r:.80}"

@@ -148,7 +148,7 @@ class _EventLogHandler(logging.Handler):
         super().__init__(logging.NOTSET)
         self.sender = sender
         self.pid = pid
-        self.offset = 0
+        self.offset = -1  # the item being run; -1 between items
         self.count = 0
         self._formatter = logging.Formatter()
 
@@ -157,6 +157,8 @@ class _EventLogHandler(logging.Handler):
         return True
 
     def emit(self, record: logging.LogRecord) -> None:
+        if self.offset < 0:
+            return
         self.count += 1
         try:
             message = record.getMessage()
@@ -223,6 +225,8 @@ class ItemRunner:
         self.style = style
         self.pid = os.getpid()
         self.handler = _EventLogHandler(sender, self.pid)
+        self.root = logging.getLogger()
+        self.root_handlers = [*self.root.handlers, self.handler]  # what the worker had, and ours
 
     def run(self, offset: int, item: Any, last: bool = True) -> None:
         emit, pid = self.sender.emit, self.pid
@@ -235,11 +239,14 @@ class ItemRunner:
             # item_timeout counts from the parent hearing this: send it now, before the item
             # can hold the GIL in C code and keep the flusher thread from ever sending it
             self.sender.flush()
-        root = logging.getLogger()
-        saved_level, saved_handlers = root.level, root.handlers[:]
+        root = self.root
         self.handler.offset = offset
-        root.addHandler(self.handler)
-        root.setLevel(logging.DEBUG)
+        # Every item starts from the same logging set-up, whatever the previous one changed;
+        # setLevel clears every logger's cache, so it is called only when something changed.
+        if root.level != logging.DEBUG:
+            root.setLevel(logging.DEBUG)
+        if root.handlers != self.root_handlers:
+            root.handlers[:] = self.root_handlers
         try:
             if self.style == KWARGS:
                 value = self.function(**item, **self.shared_data)
@@ -256,9 +263,7 @@ class ItemRunner:
                     f"the result of type {type(value).__qualname__} cannot be pickled: {exc}",
                 )
         finally:
-            # logging set up for one item never leaks into the next
-            root.handlers[:] = saved_handlers
-            root.setLevel(saved_level)
+            self.handler.offset = -1  # a thread the item left logging speaks for no item
         if isinstance(event, Result) and len(event.value.pickle) >= LARGE_RESULT:
             self.sender.emit_large(event)
         else:

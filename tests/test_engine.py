@@ -104,6 +104,26 @@ def test_logging_set_up_for_one_item_does_not_leak_into_the_next():
     assert len(first) == len(second) == 8 and second[0] == "debug b"
 
 
+def test_an_item_that_reconfigures_logging_leaves_the_next_item_the_same_set_up(method):
+    data = [{"name": "a"}, {"name": "b"}, {"name": "c"}]
+    run = Collector(workers.reconfigure_logging, process_data=data, processes_to_start=1, context=method)
+    first, *later = run.execute()
+    assert first[0] == "DEBUG" and later == [first, first]
+    assert run.messages == [(0, "debug a"), (1, "debug b"), (2, "debug c")]
+
+
+def test_only_overridden_hooks_are_called_and_each_sees_its_event():
+    seen = []
+
+    class Done_(MPmq):
+        def complete_process(self, offset):
+            seen.append(("complete", offset, self.state.items[offset].status))
+            super().complete_process(offset)
+
+    Done_(workers.sleep_then_return, process_data=[{"value": i} for i in range(3)], processes_to_start=1).execute()
+    assert seen == [("complete", i, "succeeded") for i in range(3)]
+
+
 def test_failed_items_return_their_exception_with_the_remote_traceback(method):
     data = [{"value": i, "bad": 1} for i in range(3)]
     run = Collector(workers.fail_on, process_data=data, context=method)
