@@ -60,9 +60,15 @@ def _json_safe(value: Any, depth: int = 0) -> bool:
     if type(value) is float:
         return value == value and value not in (float("inf"), float("-inf"))
     if type(value) is list:
-        return all(_json_safe(v, depth + 1) for v in value)
+        for v in value:
+            if not _json_safe(v, depth + 1):
+                return False
+        return True
     if type(value) is dict:
-        return all(type(k) is str and _json_safe(v, depth + 1) for k, v in value.items())
+        for k, v in value.items():
+            if type(k) is not str or not _json_safe(v, depth + 1):
+                return False
+        return True
     return False
 
 

@@ -8,6 +8,7 @@ generous case-insensitive substring match (``db_password`` and ``api_token`` bot
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -17,6 +18,7 @@ DEFAULT_PATTERNS = frozenset(
 )
 
 RedactOption = bool | str | Iterable[str] | None
+_LEAVES = frozenset((str, int, float, bool, bytes, type(None)))  # nothing inside to redact
 
 
 def patterns_for(option: RedactOption) -> frozenset[str]:
@@ -39,7 +41,15 @@ def patterns_for(option: RedactOption) -> frozenset[str]:
 
 def is_secret(key: Any, patterns: frozenset[str]) -> bool:
     """Whether a mapping key looks like it holds a secret."""
+    if type(key) is str:
+        return _secret_name(key, patterns)  # the same few keys, in every item of a run
     name = (key if isinstance(key, str) else str(key)).lower()
+    return any(pattern in name for pattern in patterns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_name(key: str, patterns: frozenset[str]) -> bool:
+    name = key.lower()
     return any(pattern in name for pattern in patterns)
 
 
@@ -57,9 +67,9 @@ def redact(value: Any, patterns: frozenset[str]) -> Any:
 
 def _redact(value: Any, patterns: frozenset[str], depth: int) -> Any:
     # Self-referencing or absurdly deep data: stop walking rather than recurse forever.
-    if depth > 50:
+    if depth > 50 or type(value) in _LEAVES:
         return value
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         changed = False
         out = {}
         for key, item in value.items():

@@ -31,17 +31,7 @@ from sqlite_utils import Database
 from .events import AnyEvent, Result
 from .recording import FORMAT_VERSION, RecordingError, check_sqlite_file, create_schema, read_format
 from .redact import RedactOption, patterns_for
-from .rows import (
-    HEADER_KEYS,
-    Rest,
-    clean_text,
-    event_inserts,
-    event_rows,
-    insert_run,
-    item_inputs,
-    rest_payload,
-    rows_per_insert,
-)  # fmt: skip
+from .rows import HEADER_KEYS, EventInserts, Rest, clean_text, insert_run, item_inputs, max_variables, rest_payload
 from .state import ItemState, RunState
 
 __all__ = ["Recorder", "RecordingError", "FORMAT_VERSION", "RUN_STATUSES"]
@@ -74,7 +64,7 @@ class Recorder:
         self._buffered_events = 0
         self._next_commit = 0.0
         self._rest: dict[int, Rest] = {}
-        self._per_insert = rows_per_insert(conn)
+        self._inserts = EventInserts(run_id, max_variables(conn))
         self._buffer_lock = threading.Lock()  # the engine appends while the writer thread takes
         self._write_lock = threading.Lock()
         self._writer: threading.Thread | None = None
@@ -145,11 +135,8 @@ class Recorder:
                 if version is None:
                     create_schema(db)
                 run_id = insert_run(conn, header, inputs, shared_data, patterns, keep_pickle)
-                conn.executemany(
-                    "INSERT INTO items (run_id, offset, input, input_repr, input_pickle, status)"
-                    " VALUES (?, ?, ?, ?, ?, 'pending')",
-                    item_inputs(run_id, inputs, patterns, keep_pickle),
-                )
+                for sql, rows in item_inputs(run_id, inputs, patterns, keep_pickle, max_variables(conn)):
+                    conn.executemany(sql, rows)
         except (sqlite3.Error, OSError) as exc:
             _abandon(conn, path, created)
             raise RecordingError(f"cannot record to {path}: {exc}") from None
@@ -253,7 +240,7 @@ class Recorder:
     def _event_statements(self, batches: list[tuple[int, float, Sequence[AnyEvent]]]) -> list[tuple[str, list]]:
         flat = [(first_seq + i, received_at, e) for first_seq, received_at, events in batches
                 for i, e in enumerate(events)]  # fmt: skip
-        return event_inserts(event_rows(self.run_id, flat, self._rest_of, self._keep_pickle), self._per_insert)
+        return self._inserts.statements(flat, self._rest_of, self._keep_pickle)
 
     def _write(self, *statements: tuple[str, list]) -> None:
         """executemany each statement in one transaction; retried with cleaned text if need be."""

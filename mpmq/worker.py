@@ -35,6 +35,7 @@ from typing import Any
 from . import payload
 from .errors import UnpicklableResult, qualified_name
 from .events import Done, Error, Log, Payload, Result, Started, encode_batch
+from .lean_records import LIVE_HANDLERS, LeanRecords
 
 FLUSH_INTERVAL = 0.01
 FLUSH_EVENTS = 2048
@@ -151,6 +152,7 @@ class _EventLogHandler(logging.Handler):
         self.offset = -1  # the item being run; -1 between items
         self.count = 0
         self._formatter = logging.Formatter()
+        self.lean = LeanRecords(self)
 
     def handle(self, record: logging.LogRecord) -> bool:  # no per-record lock: one item at a time
         self.emit(record)
@@ -159,6 +161,9 @@ class _EventLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if self.offset < 0:
             return
+        lean = self.lean
+        if lean.watched >= 0 and lean.watched != len(LIVE_HANDLERS):  # another handler was made
+            lean.complete()
         self.count += 1
         try:
             message = record.getMessage()
@@ -247,6 +252,7 @@ class ItemRunner:
             root.setLevel(logging.DEBUG)
         if root.handlers != self.root_handlers:
             root.handlers[:] = self.root_handlers
+        self.handler.lean.update()
         try:
             if self.style == KWARGS:
                 value = self.function(**item, **self.shared_data)

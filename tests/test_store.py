@@ -155,7 +155,7 @@ def test_every_event_once_in_receive_order(db):
     events = sample_events()
     rec, _ = record(db, events, 5)
     assert rec.failure is None
-    query = "SELECT seq, kind, offset, pid, worker_time, received_at FROM events WHERE run_id = ? ORDER BY rowid"
+    query = "SELECT seq, kind, offset, pid, worker_time, received_at FROM events WHERE run_id = ? ORDER BY seq"
     rows = sql(db, query, rec.run_id)
     assert [r[0] for r in rows] == list(range(len(events)))
     assert [(r[1], r[2], r[3], r[4]) for r in rows] == [
