@@ -35,7 +35,7 @@ from typing import Any
 from . import payload
 from .errors import UnpicklableResult, qualified_name
 from .events import Done, Error, Log, Payload, Result, Started, encode_batch
-from .lean_records import LIVE_HANDLERS, LeanRecords
+from .lean_records import LeanRecords
 
 FLUSH_INTERVAL = 0.01
 FLUSH_EVENTS = 2048
@@ -161,9 +161,6 @@ class _EventLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if self.offset < 0:
             return
-        lean = self.lean
-        if lean.watched >= 0 and lean.watched != len(LIVE_HANDLERS):  # another handler was made
-            lean.complete()
         self.count += 1
         try:
             message = record.getMessage()

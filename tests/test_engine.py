@@ -112,6 +112,24 @@ def test_an_item_that_reconfigures_logging_leaves_the_next_item_the_same_set_up(
     assert run.messages == [(0, "debug a"), (1, "debug b"), (2, "debug c")]
 
 
+def test_a_handler_made_in_an_item_sees_complete_records(method):
+    run = Collector(workers.record_details, process_data=[{"own_handler": True}], context=method)
+    [seen] = run.execute()
+    pid = run.state.items[0].pid
+    assert seen["funcName"] == "record_details" and seen["lineno"] > 0
+    assert seen["threadName"] == "MainThread" and seen["process"] == pid and seen["processName"].startswith("mpmq")
+    assert run.messages == [(0, "INFO: through my own handler")]
+
+
+def test_records_skip_lookups_only_while_no_other_handler_lives():
+    """Under spawn a worker starts with no handler but ours (fork inherits pytest's)."""
+    data = [{}, {"own_handler": True}, {}]
+    lean, own, lean_again = MPmq(workers.record_details, process_data=data, processes_to_start=1,
+                                 context="spawn").execute()
+    assert lean == lean_again == {"caller_lookup": False, "thread_lookup": False}
+    assert own["caller_lookup"] is False and own["funcName"] == "record_details"
+
+
 def test_only_overridden_hooks_are_called_and_each_sees_its_event():
     seen = []
 
