@@ -28,7 +28,7 @@ from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from .errors import ItemCancelled, ItemTimeout, WorkerDied, qualified_name
-from .events import Done, Error, Log, Started
+from .events import Done, Error, Log, Result, Started
 from .handle import WorkerHandle
 
 MAX_CHUNK = 512
@@ -154,7 +154,8 @@ class WorkerPool:
             return
         for batch in batches:
             for event in batch:
-                if type(event) is not Log:  # logs need no bookkeeping: the hot path stays short
+                kind = type(event)
+                if kind is not Log and kind is not Result:  # the hot path stays short
                     self._track(worker, event)
             events.extend(batch)
             if self._deferred:  # e.g. cancellations, after the error that caused them
