@@ -96,8 +96,17 @@ def check_sqlite_file(path: str) -> None:
     pages = int.from_bytes(header[28:32], "big")
     # The page count in the header is valid only when "version-valid-for" matches the change
     # counter (SQLite file format, 1.3.7). A partial copy or download is the usual truncation.
-    if header[92:96] == header[24:28] and size < pages * page_size:
+    # Beside a write-ahead log the file may be shorter than its header says: a checkpoint cut
+    # short (the writer was killed) is completed from the log when the file is next opened.
+    if header[92:96] == header[24:28] and size < pages * page_size and not _has_wal(path):
         raise RecordingError(f"{path} is truncated or corrupted: {size} bytes, its header says {pages * page_size}")
+
+
+def _has_wal(path: str) -> bool:
+    try:
+        return os.path.getsize(path + "-wal") > 0
+    except OSError:
+        return False
 
 
 def read_format(conn: sqlite3.Connection, path: str) -> int | None:

@@ -627,6 +627,30 @@ def test_throughput_200k_events_round_trip(db):
     assert count == 200_000 and last == log(199_999)
 
 
+def test_a_checkpoint_cut_short_is_completed_from_the_log_not_refused(db, tmp_path):
+    """A writer killed mid-checkpoint can leave the file shorter than its header says, with
+    the write-ahead log beside it holding every page: SQLite completes it on open."""
+    rec = Recorder.open(db, header(), [{}], {})
+    rec._conn.execute("PRAGMA wal_autocheckpoint = 0")  # every page stays in the log
+    for seq in range(20_000):
+        rec.append(seq, T0, log(seq))
+    rec._flush()
+    copy = tmp_path / "copy.db"
+    Path(str(copy) + "-wal").write_bytes(Path(db + "-wal").read_bytes())
+    Path(copy).write_bytes(Path(db).read_bytes())
+    rec.close()
+    # What the checkpoint wrote first: the newest page 1 from the log, which states the new size.
+    wal = Path(str(copy) + "-wal").read_bytes()
+    page_size = int.from_bytes(wal[8:12], "big")
+    frames = range(32, len(wal) - page_size, 24 + page_size)
+    newest_page_1 = [f for f in frames if int.from_bytes(wal[f : f + 4], "big") == 1][-1]
+    with open(copy, "r+b") as main:
+        main.write(wal[newest_page_1 + 24 : newest_page_1 + 24 + page_size])
+    assert os.path.getsize(copy) < int.from_bytes(wal[newest_page_1 + 24 + 28 : newest_page_1 + 24 + 32], "big") * page_size
+    with open_recording(str(copy)) as r:
+        assert sum(1 for _ in r.events()) == 20_000
+
+
 def truncated(path):
     record(path, sample_events(), 5)
     data = Path(path).read_bytes()
