@@ -644,9 +644,10 @@ def test_a_checkpoint_cut_short_is_completed_from_the_log_not_refused(db, tmp_pa
     page_size = int.from_bytes(wal[8:12], "big")
     frames = range(32, len(wal) - page_size, 24 + page_size)
     newest_page_1 = [f for f in frames if int.from_bytes(wal[f : f + 4], "big") == 1][-1]
+    page_1 = wal[newest_page_1 + 24 : newest_page_1 + 24 + page_size]
     with open(copy, "r+b") as main:
-        main.write(wal[newest_page_1 + 24 : newest_page_1 + 24 + page_size])
-    assert os.path.getsize(copy) < int.from_bytes(wal[newest_page_1 + 24 + 28 : newest_page_1 + 24 + 32], "big") * page_size
+        main.write(page_1)
+    assert os.path.getsize(copy) < int.from_bytes(page_1[28:32], "big") * page_size  # "truncated"
     with open_recording(str(copy)) as r:
         assert sum(1 for _ in r.events()) == 20_000
 
