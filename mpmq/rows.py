@@ -102,7 +102,7 @@ class EventInserts:
 
     Binding parameters costs more than SQLite's storing the row (12 per row: ~2.2 us a row
     here; 8: ~1.5 us), so the commonest rows (a log line without an exception, started,
-    done) have their constants (run id, kind, NULLs) written into the statement and bind
+    result, done) have their constants (run id, kind, NULLs) written into the statement and bind
     only what varies. Rows are grouped by shape, so within one commit they are not inserted
     in ``seq`` order: ``seq`` is the order, as the primary key says.
     """
@@ -113,6 +113,7 @@ class EventInserts:
             "log": (f"({run}, ?, 'log', ?, ?, ?, ?, ?, ?, ?, NULL, NULL)", 8),
             "started": (f"({run}, ?, 'started', ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL)", 5),
             "done": (f"({run}, ?, 'done', ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL)", 5),
+            "result": (f"({run}, ?, 'result', ?, ?, ?, ?, NULL, NULL, NULL, ?, ?)", 7),
             "any": (f"({run}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", 11),
         }
         self._max_variables = max_variables
@@ -123,6 +124,7 @@ class EventInserts:
         logs: list[Any] = []
         starts: list[Any] = []
         dones: list[Any] = []
+        results: list[Any] = []
         others: list[Any] = []
         for seq, received_at, e in batch:
             cls = type(e)
@@ -138,8 +140,7 @@ class EventInserts:
                 dones.extend((seq, e.offset, e.pid, e.time, received_at))
             elif cls is Result:
                 rest = rest_of(e)
-                others.extend((seq, "result", e.offset, e.pid, e.time, received_at, None, None, None, rest.data,
-                               rest.pickle))  # fmt: skip
+                results.extend((seq, e.offset, e.pid, e.time, received_at, rest.data, rest.pickle))
             elif cls is Error:
                 data = data_text({"type": e.type, "traceback": e.traceback})
                 exc = e.exception if keep_pickle else None
@@ -147,7 +148,8 @@ class EventInserts:
             else:
                 raise TypeError(f"not an mpmq event: {e!r}")
         statements: list[tuple[str, list]] = []
-        for shape, flat in (("log", logs), ("started", starts), ("done", dones), ("any", others)):
+        for shape, flat in (("log", logs), ("started", starts), ("done", dones), ("result", results),
+                            ("any", others)):
             if flat:
                 statements += self._inserts(shape, flat)
         return statements

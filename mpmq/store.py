@@ -40,12 +40,17 @@ RUN_STATUSES = ("running", "succeeded", "failed", "interrupted", "crashed")
 
 COMMIT_INTERVAL = 0.1  # seconds: the most a SIGKILLed parent may lose (issue 4)
 MAX_BUFFER = 2_000  # rows that wake the writer: what is left to write when the run ends
-MAX_BACKLOG = 200_000  # rows waiting for a background writer before the run waits for the disk
+MAX_BACKLOG = 50_000  # rows waiting for a background writer before the run waits for the disk
+MAX_TRANSACTION = 10_000  # rows: bounds the memory of rows built for one transaction
 
 _UPDATE_ITEM = (
     "UPDATE items SET status = ?, pid = ?, started_at = ?, ended_at = ?, duration = ?, result = ?,"
     " result_repr = ?, result_pickle = ?, error_type = ?, error_message = ?, traceback = ?"
     ' WHERE run_id = ? AND "offset" = ?'
+)
+_UPDATE_SUCCESS = (
+    "UPDATE items SET status = ?, pid = ?, started_at = ?, ended_at = ?, duration = ?, result = ?,"
+    ' result_repr = ? WHERE run_id = {run} AND "offset" = ?'
 )
 _UPDATE_RUN = "UPDATE runs SET ended_at = ?, status = ?, succeeded = ?, failed = ? WHERE id = ?"
 
@@ -192,7 +197,7 @@ class Recorder:
             try:
                 # One transaction: a run that says it ended has its item rows.
                 self._write(
-                    (_UPDATE_ITEM, [self._item_row(item) for item in state.items]),
+                    *self._item_updates(state),
                     (_UPDATE_RUN, [(time.time(), status, state.succeeded, state.failed, self.run_id)]),
                 )
             except Exception as exc:
@@ -227,15 +232,16 @@ class Recorder:
         with self._write_lock:
             with self._buffer_lock:
                 batches, self._buffer = self._buffer, []
-                count, self._buffered_events = self._buffered_events, 0
+                self._buffered_events = 0
             if not batches or self._conn is None or self.failure is not None:
                 return
-            try:
-                self._write(*self._event_statements(batches))
-            except Exception as exc:
-                self._fail(exc, f"at event {batches[0][0]}")
-                return
-            self.committed += count
+            for piece, size in _pieces(batches, MAX_TRANSACTION):  # the rows built at once stay few
+                try:
+                    self._write(*self._event_statements(piece))
+                except Exception as exc:
+                    self._fail(exc, f"at event {piece[0][0]}")
+                    return
+                self.committed += size
 
     def _event_statements(self, batches: list[tuple[int, float, Sequence[AnyEvent]]]) -> list[tuple[str, list]]:
         flat = [(first_seq + i, received_at, e) for first_seq, received_at, events in batches
@@ -270,6 +276,17 @@ class Recorder:
         rest = rest_payload(event.value, self._keep_pickle)
         self._rest[event.offset] = rest
         return rest
+
+    def _item_updates(self, state: RunState) -> list[tuple[str, list]]:
+        """UPDATEs of the item rows; a plain success (the common case) binds only what it has."""
+        plain, other = [], []
+        for item in state.items:
+            row = self._item_row(item)
+            if item.error is None and row[7] is None:  # no error, no pickle: the NULLs stay NULL
+                plain.append((*row[:7], item.offset))
+            else:
+                other.append(row)
+        return [(_UPDATE_SUCCESS.format(run=int(self.run_id)), plain), (_UPDATE_ITEM, other)]
 
     def _item_row(self, item: ItemState) -> tuple:
         result: tuple = (None, None, None)
@@ -307,6 +324,20 @@ class Recorder:
             self._conn.commit()
         except Exception:  # the disk that failed before may well fail again: the engine reports it
             _rollback_quietly(self._conn)
+
+
+def _pieces(batches: list[tuple[int, float, Sequence[AnyEvent]]], limit: int) -> Any:
+    """The batches in runs of about ``limit`` events (a batch is never split), with their sizes."""
+    piece: list = []
+    size = 0
+    for batch in batches:
+        piece.append(batch)
+        size += len(batch[2])
+        if size >= limit:
+            yield piece, size
+            piece, size = [], 0
+    if piece:
+        yield piece, size
 
 
 def _ignore(*args: Any) -> None:
