@@ -29,7 +29,7 @@ from .errors import RunFailed
 from .events import EVENT_TYPES, AnyEvent
 from .pool import WorkerPool
 from .sources import EventSource, LiveSource, RecordedSource
-from .state import RunState, reduce
+from .state import FOLDS, RunState, reduce
 from .worker import call_style
 
 
@@ -195,7 +195,7 @@ class Engine:
 
     def results(self) -> list:
         """One entry per item, in item order, read from the run's state."""
-        return [outcomes.outcome(item, self._allow_pickle) for item in self._state.items]
+        return outcomes.outcomes(self._state.items, self._allow_pickle)
 
     @staticmethod
     def check_results(results: list) -> None:
@@ -262,23 +262,29 @@ class Engine:
         """
         if self._index >= len(self._events) and not self._batches and not self._receive(timeout):
             return False
-        state = self._state
+        state, replay = self._state, self._replay
         while True:
-            events = self._events
-            while self._index < len(events):
-                index = self._index
+            events, index = self._events, self._index
+            count = len(events)
+            while index < count:
                 event = events[index]
-                self._index = index + 1
-                reduce(state, event)
-                if self._replay is not None:
-                    self._replay.at(self._seq0 + index, self._received_at, event)
-                handler = handlers[type(event)]
+                index += 1
+                kind = type(event)
+                FOLDS[kind](state, event)  # what reduce(state, event) does, a call shorter
+                if replay is not None:
+                    replay.at(self._seq0 + index - 1, self._received_at, event)
+                handler = handlers[kind]
                 if handler is not None:
+                    self._index = index  # what the handler sees, should it look
                     handler(event)
-            if not self._batches:
-                return True
-            self._seq0, self._received_at, self._events = self._batches.popleft()
-            self._index = 0
+                    if self._index != index or self._events is not events:
+                        break  # the handler took events itself: go on from where it left off
+            else:
+                self._index = index
+                if not self._batches:
+                    return True
+                self._seq0, self._received_at, self._events = self._batches.popleft()
+                self._index = 0
 
     def _next_event(self, timeout: float | None) -> bool:
         """Hand the next event to the handlers; False if none came within ``timeout``."""

@@ -25,6 +25,19 @@ def run_status(state: RunState) -> str:
     return "failed" if state.failed else "succeeded"
 
 
+def outcomes(items: list[ItemState], allow_pickle: bool) -> list:
+    """One outcome per item, in item order; a plain pickled result is loaded without a detour."""
+    loads = pickle.loads
+    out = []
+    for item in items:
+        result = item.result
+        if allow_pickle and item.status == SUCCEEDED and result is not None and result.pickle is not None:
+            out.append(loads(result.pickle))  # the common case of a live run: 10,000 items, 10,000 calls
+        else:
+            out.append(outcome(item, allow_pickle))
+    return out
+
+
 def outcome(item: ItemState, allow_pickle: bool) -> Any:
     if item.status == SUCCEEDED:
         return payload.load(item.result, allow_pickle) if item.result is not None else None

@@ -28,7 +28,7 @@ from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from .errors import ItemCancelled, ItemTimeout, WorkerDied, qualified_name
-from .events import Done, Error, Log, Result, Started
+from .events import Done, Error, Started
 from .handle import WorkerHandle
 
 MAX_CHUNK = 512
@@ -152,11 +152,22 @@ class WorkerPool:
         except (EOFError, OSError):
             self._close_pipe(worker)  # the worker is gone; its sentinel tells the rest
             return
+        heard = time.monotonic()  # when the parent heard of these starts (item_timeout counts from it)
+        held = worker.held
         for batch in batches:
-            for event in batch:
+            for event in batch:  # the transport's bookkeeping: which items this worker still holds
                 kind = type(event)
-                if kind is not Log and kind is not Result:  # the hot path stays short
-                    self._track(worker, event)
+                if kind is Done:
+                    if held and held[0] == event.offset:
+                        held.popleft()
+                    else:
+                        held.remove(event.offset)
+                    worker.started_at = None
+                    self.unfinished -= 1
+                elif kind is Started:
+                    worker.started_at = heard
+                elif kind is Error:
+                    self._cancel_pending(self._deferred)
             events.extend(batch)
             if self._deferred:  # e.g. cancellations, after the error that caused them
                 events.extend(self._deferred)
@@ -167,21 +178,6 @@ class WorkerPool:
             worker.eof = True
             self._poller.unregister(worker.fd)
             del self._by_fd[worker.fd]
-
-    def _track(self, worker: WorkerHandle, event: Any) -> None:
-        kind = type(event)
-        if kind is Started:
-            worker.started_at = time.monotonic()
-        elif kind is Done:
-            held = worker.held
-            if held and held[0] == event.offset:
-                held.popleft()
-            else:
-                held.remove(event.offset)
-            worker.started_at = None
-            self.unfinished -= 1
-        elif kind is Error:
-            self._cancel_pending(self._deferred)
 
     def _cancel_pending(self, events: list) -> None:
         """An item failed. Under stop_on_error, the first failure gives every item that never

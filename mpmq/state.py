@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import msgspec
+
 from .events import Done, Error, Event, Log, Payload, Result, Started
 
 PENDING = "pending"
@@ -20,9 +22,13 @@ FAILED = "failed"
 STATUSES = (PENDING, RUNNING, SUCCEEDED, FAILED)
 
 
-@dataclass(slots=True)
-class ItemState:
-    """What is known about one item."""
+class ItemState(msgspec.Struct, gc=False):
+    """What is known about one item.
+
+    A msgspec struct, not a dataclass: a run of 10,000 items builds 10,000 of these before its
+    first event, and msgspec builds them three times as fast (nor are they tracked by the
+    cycle collector: they hold only scalars and events).
+    """
 
     offset: int
     status: str = PENDING
@@ -75,15 +81,20 @@ class RunState:
 def reduce(state: RunState, event: Event) -> RunState:
     """Fold one event into the run's state."""
     try:
-        apply = _APPLY[type(event)]
+        fold = FOLDS[type(event)]
     except KeyError:
         raise TypeError(f"not an mpmq event: {event!r}") from None
-    state.events += 1
-    apply(event, state.items[event.offset], state)
+    fold(state, event)
     return state
 
 
-def _started(event: Started, item: ItemState, state: RunState) -> None:
+# One function per kind of event; ``reduce`` picks it. The engine's loop, which hands out a
+# million events in a log-heavy run, looks them up itself and saves a call per event.
+
+
+def _started(state: RunState, event: Started) -> None:
+    state.events += 1
+    item = state.items[event.offset]
     if item.status == PENDING:
         state.pending -= 1
         state.running += 1
@@ -92,22 +103,28 @@ def _started(event: Started, item: ItemState, state: RunState) -> None:
     item.started_at = event.time
 
 
-def _log(event: Log, item: ItemState, state: RunState) -> None:
-    item.logs += 1
+def _log(state: RunState, event: Log) -> None:
+    state.events += 1
+    state.items[event.offset].logs += 1
 
 
-def _result(event: Result, item: ItemState, state: RunState) -> None:
-    item.result = event.value
+def _result(state: RunState, event: Result) -> None:
+    state.events += 1
+    state.items[event.offset].result = event.value
 
 
-def _error(event: Error, item: ItemState, state: RunState) -> None:
+def _error(state: RunState, event: Error) -> None:
+    state.events += 1
+    item = state.items[event.offset]
     item.error = event
     if item.pid is None and event.pid:
         item.pid = event.pid
 
 
-def _done(event: Done, item: ItemState, state: RunState) -> None:
-    if item.finished:
+def _done(state: RunState, event: Done) -> None:
+    state.events += 1
+    item = state.items[event.offset]
+    if item.status == SUCCEEDED or item.status == FAILED:
         return
     if item.status == PENDING:
         state.pending -= 1
@@ -122,4 +139,4 @@ def _done(event: Done, item: ItemState, state: RunState) -> None:
     item.ended_at = event.time
 
 
-_APPLY = {Started: _started, Log: _log, Result: _result, Error: _error, Done: _done}
+FOLDS = {Started: _started, Log: _log, Result: _result, Error: _error, Done: _done}

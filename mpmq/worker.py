@@ -329,10 +329,14 @@ def worker_main(
         except BaseException as exc:
             runner.fail_chunk(offsets, exc)
             continue
-        last = len(items) - 1
+        last, half = len(items) - 1, len(items) // 2
         for index, (offset, item) in enumerate(zip(offsets, items)):
             runner.run(offset, item, last=index == last and inbox.empty())
             done += 1
+            if index == half and half and inbox.empty():
+                # Half the chunk is done: tell the parent now, so the next chunk arrives before
+                # this one runs out (short items would otherwise wait for it, idle).
+                sender.flush()
     sender.flush()
 
 
