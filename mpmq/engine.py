@@ -281,6 +281,10 @@ class Engine:
                         break  # the handler took events itself: go on from where it left off
             else:
                 self._index = index
+                if replay is None and len(self._batches) < 2:
+                    # A look (no wait) between batches: a worker asking for its next chunk is
+                    # answered now, not after everything already received has been handed out.
+                    self._receive(0)
                 if not self._batches:
                     return True
                 self._seq0, self._received_at, self._events = self._batches.popleft()

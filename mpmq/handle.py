@@ -34,6 +34,7 @@ class WorkerHandle:
         self.dedicated = dedicated  # started with its item(s); takes no more
         self.held: deque[int] = deque()  # sent, not finished, in the order the worker runs them
         self.started_at: float | None = None  # parent clock when the running item started
+        self.item_began = 0.0  # the worker's clock when the running item started
         self.sent = 0
         self.stopping = False
         self.eof = False

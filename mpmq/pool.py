@@ -32,6 +32,7 @@ from .events import Done, Error, Started
 from .handle import WorkerHandle
 
 MAX_CHUNK = 512
+CHUNK_SECONDS = 0.002  # the least work a chunk holds once item times are known
 BUSY_SEND_LIMIT = 64 * 1024  # bytes: well inside a socket pair's buffer
 CHUNK_BYTES = 4 << 20  # a chunk of large items is cut down to about this size
 TERMINATE_GRACE = 1.0
@@ -73,6 +74,8 @@ class WorkerPool:
         self._deferred: list = []  # events made while reading a batch, to follow it
         self.stopped = False
         self.closed = False
+        self._item_seconds = 0.0  # time finished items took, for the chunk size
+        self._items_timed = 0
         # Workers are not daemonic, so at interpreter exit multiprocessing would join them:
         # end them first, should a caller exit without closing the run.
         self._at_exit = util.Finalize(self, WorkerPool._close_at_exit, args=(self.workers,), exitpriority=10)
@@ -164,8 +167,11 @@ class WorkerPool:
                         held.remove(event.offset)
                     worker.started_at = None
                     self.unfinished -= 1
+                    self._item_seconds += event.time - worker.item_began  # on the worker's clock
+                    self._items_timed += 1
                 elif kind is Started:
                     worker.started_at = heard
+                    worker.item_began = event.time
                 elif kind is Error:
                     self._cancel_pending(self._deferred)
             events.extend(batch)
@@ -217,9 +223,14 @@ class WorkerPool:
                 return
 
     def _chunk_size(self) -> int:
+        """Guided: a share of what is left, so workers finish together; but never so small
+        that a chunk is over before the parent can answer with the next (CHUNK_SECONDS of
+        work, judged from the items finished so far), nor larger than MAX_CHUNK."""
         if self.stop_on_error:
             return 1  # never hold items another failure could have cancelled
         guided = len(self.pending) // (2 * self.max_workers)
+        if self._items_timed:
+            guided = max(guided, int(CHUNK_SECONDS * self._items_timed / max(self._item_seconds, 1e-9)))
         return max(1, min(MAX_CHUNK, guided))
 
     def _feed(self, worker: WorkerHandle) -> None:

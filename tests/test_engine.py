@@ -2,6 +2,7 @@
 
 import multiprocessing
 import queue
+from collections import deque
 
 import pytest
 
@@ -9,6 +10,8 @@ from fixtures import workers
 from mpmq import Done, Error, Log, MPmq, Result, RunFailed, Started
 from mpmq.errors import ItemCancelled
 from mpmq.mpmq import NoActiveProcesses
+from mpmq.pool import WorkerPool
+from mpmq.worker import KWARGS
 
 
 @pytest.fixture(params=["fork", "spawn"])
@@ -400,3 +403,17 @@ def test_an_item_stuck_holding_the_gil_times_out_even_with_large_items_queued_be
     results = MPmq(workers.hang_holding_the_gil, process_data=data, processes_to_start=1, item_timeout=1).execute()
     assert isinstance(results[15], ItemTimeout)
     assert results[:15] + results[16:] == [i for i in range(40) if i != 15]
+
+
+def test_chunks_shrink_with_the_queue_but_never_below_two_ms_of_work():
+    pool = WorkerPool(workers.add, [{}] * 10_000, {}, workers=2, context=multiprocessing.get_context(), style=KWARGS)
+    try:
+        assert pool._chunk_size() == 512  # a share of 10,000 is 2,500: capped
+        pool.pending = deque(range(100))
+        assert pool._chunk_size() == 25  # item times unknown: a quarter per worker pair
+        pool._item_seconds, pool._items_timed = 0.001, 100  # 10 us items: 200 make 2 ms
+        assert pool._chunk_size() == 200
+        pool._item_seconds = 10.0  # 100 ms items: guided again
+        assert pool._chunk_size() == 25
+    finally:
+        pool.close()
