@@ -58,7 +58,8 @@ class Log(Event, frozen=True, tag="log"):
 class Payload(msgspec.Struct, frozen=True, gc=False):
     """A Python value as it travels or rests.
 
-    Live, between our own processes, a value travels as ``pickle`` (exact types, any object).
+    Live, between our own processes, a value travels as ``pickle`` (exact types, any object),
+    or, if it is a scalar msgpack and JSON both keep exactly, as itself in ``json``.
     At rest in a recording it is ``json`` when JSON can represent it, always ``repr``, and a
     pickle only when the caller opted in; recordings are shared data, so reading a pickle back
     needs an explicit ``allow_pickle`` (see ``payload.py``).

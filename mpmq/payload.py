@@ -16,6 +16,7 @@ import msgspec
 from .events import Payload
 
 _json_encoder = msgspec.json.Encoder()
+_INLINE_TEXT = 4096  # characters: a longer result string travels pickled, outside the batch size guess
 
 
 class Unpickled:
@@ -37,7 +38,22 @@ class Unpickled:
 
 
 def for_transit(value: Any) -> Payload:
-    """Pickle a value for the trip from a worker to the parent (exact types, any object)."""
+    """A value for the trip from a worker to the parent, arriving with its exact type.
+
+    ``None``, ``bool``, finite ``float``, 64-bit ``int`` and short ``str`` travel as themselves
+    inside the event (``json``): msgpack keeps those types exactly, JSON stores them exactly,
+    and the parent has nothing to unpickle (10,000 items returning counts: 10,000 fewer
+    ``pickle.loads``). Anything else travels as a pickle.
+    """
+    kind = type(value)
+    if (
+        value is None
+        or kind is bool
+        or (kind is int and -(1 << 63) <= value < (1 << 64))
+        or (kind is float and value == value and value not in (float("inf"), float("-inf")))
+        or (kind is str and len(value) <= _INLINE_TEXT)
+    ):
+        return Payload(json=value)
     return Payload(pickle=pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
 
 

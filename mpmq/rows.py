@@ -187,13 +187,15 @@ def max_variables(conn: sqlite3.Connection) -> int:
 
 
 def rest_payload(live: Payload, keep_pickle: bool) -> Rest:
-    if live.pickle is None:  # already at rest (e.g. a re-recorded replay)
-        rest = live
-    else:
+    if live.pickle is not None:
         try:
             rest = for_rest(pickle.loads(live.pickle))
         except Exception as exc:  # the parent must survive a result it cannot rebuild
             rest = Payload(repr=f"<result not unpickled by the recorder: {type(exc).__name__}: {exc}>")
+    elif live.repr is None and live.json is not msgspec.UNSET:  # a scalar that travelled as itself
+        rest = for_rest(live.json, keep_pickle)
+    else:  # already at rest (e.g. a re-recorded replay)
+        rest = live
     text = checked_json_text(rest.json)
     data: dict[str, Any] = {"repr": rest.repr}
     if text is not None:

@@ -267,7 +267,7 @@ class ItemRunner:
                 )
         finally:
             self.handler.offset = -1  # a thread the item left logging speaks for no item
-        if isinstance(event, Result) and len(event.value.pickle) >= LARGE_RESULT:
+        if isinstance(event, Result) and event.value.pickle is not None and len(event.value.pickle) >= LARGE_RESULT:
             self.sender.emit_large(event)
         else:
             emit(event, 256)

@@ -1,7 +1,11 @@
 """Real runs of the engine: real worker processes, no mocking."""
 
+import json
+import math
 import multiprocessing
+import pickle
 import queue
+import sqlite3
 from collections import deque
 
 import pytest
@@ -417,3 +421,27 @@ def test_chunks_shrink_with_the_queue_but_never_below_two_ms_of_work():
         assert pool._chunk_size() == 25
     finally:
         pool.close()
+
+
+SCALARS = [True, 0, -(2**63), 2**64 - 1, 2**70, 1.5, -0.0, float("inf"), "short", "x" * 5000, None,
+           workers.Colour.RED]
+
+
+def test_results_keep_their_exact_type_however_they_travel(method):
+    data = [{"value": v} for v in SCALARS] + [{"value": float("nan")}]
+    *results, nan = MPmq(workers.sleep_then_return, process_data=data, processes_to_start=2, context=method).execute()
+    assert results == SCALARS and [type(r) for r in results] == [type(v) for v in SCALARS]
+    assert math.copysign(1, results[6]) == -1 and math.isnan(nan)
+
+
+def test_scalar_results_are_recorded_like_any_other(tmp_path):
+    db = str(tmp_path / "run.db")
+    values = [True, 7, 1.5, "text", None, 2**70]
+    MPmq(workers.sleep_then_return, process_data=[{"value": v} for v in values]).execute(record=db, record_pickle=True)
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute('SELECT result, result_repr, result_pickle FROM items ORDER BY "offset"').fetchall()
+        data = [json.loads(d) for (d,) in conn.execute("SELECT data FROM events WHERE kind = 'result' ORDER BY seq")]
+    assert [json.loads(r[0]) for r in rows] == values
+    assert [r[1] for r in rows] == [repr(v) for v in values]
+    assert [pickle.loads(r[2]) for r in rows] == values
+    assert sorted(d["repr"] for d in data) == sorted(repr(v) for v in values)

@@ -23,7 +23,7 @@ import msgspec
 import pytest
 
 from mpmq.events import Done, Error, Log, Payload, Result, Started
-from mpmq.payload import for_rest, for_transit
+from mpmq.payload import for_rest, for_transit, load
 from mpmq.recording import FORMAT_VERSION, RecordingError, open_recording
 from mpmq.redact import REDACTED, patterns_for, redact, redact_argv
 from mpmq.state import RunState, reduce
@@ -135,8 +135,8 @@ def sql(path, query, *params):
 def at_rest(event, keep_pickle=False):
     """What the reader gives back for a live event: results as json/repr, pickles only if kept."""
     if isinstance(event, Result):
-        rest = for_rest(pickle.loads(event.value.pickle))
-        pickled = event.value.pickle if keep_pickle else None
+        rest = for_rest(load(event.value, allow_pickle=True), keep_pickle)
+        pickled = (event.value.pickle or rest.pickle) if keep_pickle else None
         return msgspec.structs.replace(event, value=Payload(pickle=pickled, json=rest.json, repr=rest.repr))
     if isinstance(event, Error) and not keep_pickle:
         return msgspec.structs.replace(event, exception=None)
