@@ -72,7 +72,8 @@ class WorkerHandle:
         for frame in self._reader.read():
             if self._large_result is not None:  # this frame is the pickle of a large result
                 marker, self._large_result = self._large_result, None
-                batches.append([Result(marker.offset, marker.pid, marker.time, Payload(pickle=frame))])
+                data = bytes(frame) if isinstance(frame, memoryview) else frame  # views die at the next read
+                batches.append([Result(marker.offset, marker.pid, marker.time, Payload(pickle=data))])
                 continue
             batch = decode_batch(frame)
             if batch and type(batch[-1]) is Result and batch[-1].value == _LARGE_RESULT_MARK:
