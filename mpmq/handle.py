@@ -45,15 +45,19 @@ class WorkerHandle:
 
     @classmethod
     def start(cls, context: Any, function: Callable, shared_data: Mapping, style: str,
-              first: list | None, max_items: int | None, name: str, announce_starts: bool = False) -> WorkerHandle:
-        """Start a worker; ``first`` items are handed over at its start (then it takes no more)."""
+              first: list | None, max_items: int | None, name: str, announce_starts: bool = False,
+              items: list | None = None) -> WorkerHandle:
+        """Start a worker; ``first`` items are handed over at its start (then it takes no more).
+
+        ``items`` (fork only: inherited, never pickled) lets chunks name items by offset alone.
+        """
         parent_end, child_end = context.Pipe(duplex=True)
         running = RunningSlot(context)
         dedicated = first is not None
         process = context.Process(
             target=worker_main,
             args=(child_end, function, shared_data, style, first, 1 if dedicated else max_items, running,
-                  announce_starts, os.getpid()),
+                  announce_starts, os.getpid(), items),
             name=name,
             daemon=False,  # an item may start processes of its own, as under 0.7.0
         )
@@ -87,8 +91,8 @@ class WorkerHandle:
         lines = [e.message for batch in self._recent for e in batch if type(e) is Log and e.offset == offset]
         return lines[-LAST_LOG_LINES:]
 
-    def send(self, offsets: list[int], blob: bytes) -> None:
-        """Hand over a chunk of items (pickled together in ``blob``)."""
+    def send(self, offsets: list[int], blob: bytes | None) -> None:
+        """Hand over a chunk of items (pickled together in ``blob``; ``None``: the worker has them)."""
         self.conn.send((offsets, blob))
         self.held.extend(offsets)
         self.sent += len(offsets)

@@ -75,6 +75,7 @@ class WorkerPool:
         self.stopped = False
         self.closed = False
         self._item_seconds = 0.0  # time finished items took, for the chunk size
+        self._inherit = context.get_start_method() == "fork"  # workers are born holding the items
         self._items_timed = 0
         # Workers are not daemonic, so at interpreter exit multiprocessing would join them:
         # end them first, should a caller exit without closing the run.
@@ -215,7 +216,7 @@ class WorkerPool:
             elif self.pending and self.max_items == 1:
                 offset = self.pending.popleft()
                 self._spawn(first=[(offset, self.items[offset])])
-            elif self.pending and not self._transportable(self.pending[0]):
+            elif self.pending and not self._inherit and not self._transportable(self.pending[0]):
                 self.inherit_only.append(self.pending.popleft())  # no regular worker for it
             elif self.pending:
                 self._feed(self._spawn(first=None))
@@ -255,7 +256,14 @@ class WorkerPool:
         that holds it would leave the parent blocked in a large send, unable to enforce
         ``item_timeout`` or read anyone else. A chunk that fits the pipe's buffer never blocks,
         and an idle worker always drains.
+
+        Forked workers hold every item already, in the memory they inherited: they are sent
+        only the offsets (nothing is pickled, and the parent never touches the items again,
+        which after a fork would copy every page they sit on).
         """
+        if self._inherit:
+            worker.send(offsets, None)
+            return True
         items = [self.items[offset] for offset in offsets]
         try:
             blob = bytes(ForkingPickler.dumps(items))
@@ -296,6 +304,7 @@ class WorkerPool:
         worker = WorkerHandle.start(
             self.context, self.function, self.shared_data, self.style, first, self.max_items,
             name=f"mpmq-worker-{len(self._processes)}", announce_starts=self.item_timeout is not None,
+            items=self.items if self._inherit else None,
         )
         self._processes[worker.pid] = worker.process
         self.workers.append(worker)

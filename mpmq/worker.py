@@ -300,12 +300,14 @@ def worker_main(
     running: Any = None,
     announce_starts: bool = False,
     parent_pid: int | None = None,
+    items: list | None = None,
 ) -> None:
     """Entry point of a worker process.
 
     ``first_items`` are items handed over at process start (items that can only reach a
     process that way, e.g. holding a ``multiprocessing.Queue``); after them the worker takes
-    chunks from its connection until told to stop or until it has run ``max_items``.
+    chunks from its connection until told to stop or until it has run ``max_items``. A chunk
+    carries its items pickled, or only their offsets into ``items`` (inherited under fork).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # under fork, not the parent's shutdown handler
@@ -325,12 +327,12 @@ def worker_main(
             break
         offsets, blob = chunk
         try:
-            items = pickle.loads(blob)
+            chunk_items = pickle.loads(blob) if blob is not None else [items[offset] for offset in offsets]
         except BaseException as exc:
             runner.fail_chunk(offsets, exc)
             continue
-        last, half = len(items) - 1, len(items) // 2
-        for index, (offset, item) in enumerate(zip(offsets, items)):
+        last, half = len(chunk_items) - 1, len(chunk_items) // 2
+        for index, (offset, item) in enumerate(zip(offsets, chunk_items)):
             runner.run(offset, item, last=index == last and inbox.empty())
             done += 1
             if index == half and half and inbox.empty():
