@@ -188,6 +188,16 @@ def test_an_item_holding_a_queue_gets_a_process_of_its_own(method):
     assert sorted(q.get(timeout=5) for _ in range(3)) == [0, 1, 2]
 
 
+def test_forked_workers_take_items_they_inherited_without_pickling_them():
+    """Under fork no item is pickled: items pickle refuses (a lock) run in the regular workers."""
+    import threading
+
+    data = [{"resource": threading.Lock(), "value": i} for i in range(6)]
+    results = MPmq(workers.pid_holding, process_data=data, processes_to_start=2, context="fork").execute()
+    assert [value for value, _ in results] == list(range(6))
+    assert len({pid for _, pid in results}) <= 2
+
+
 def test_hooks_see_counters_already_updated():
     seen = []
 
