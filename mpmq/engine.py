@@ -262,7 +262,7 @@ class Engine:
         """
         if self._index >= len(self._events) and not self._batches and not self._receive(timeout):
             return False
-        state, replay = self._state, self._replay
+        state, replay, folds = self._state, self._replay, FOLDS
         while True:
             events, index = self._events, self._index
             count = len(events)
@@ -270,7 +270,7 @@ class Engine:
                 event = events[index]
                 index += 1
                 kind = type(event)
-                FOLDS[kind](state, event)  # what reduce(state, event) does, a call shorter
+                folds[kind](state, event)  # what reduce(state, event) does, a call shorter
                 if replay is not None:
                     replay.at(self._seq0 + index - 1, self._received_at, event)
                 handler = handlers[kind]
