@@ -1,7 +1,7 @@
 """The live source of events: long-lived worker processes, one duplex connection each.
 
     parent                                   worker i (worker.py)
-    pending offsets --chunk of items-->      conn i --> run items
+    pending offsets --chunk of items-->      conn i --> run items   (under fork: offsets only)
     receive() <--event batches--------------  conn i
     receive() <--exit-----------------------  sentinel i
 

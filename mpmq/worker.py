@@ -2,16 +2,18 @@
 
 A worker owns one duplex connection to the parent:
 
-    parent --(chunk of items | None = stop)--> reader thread --> local inbox --> main thread
+    parent --(chunk of items or, under fork, of offsets | None = stop)--> reader thread
+          --> local inbox --> main thread
     main thread (items) and flusher thread --(encoded event batches)--> parent
 
 The reader thread drains the connection at once, so the parent never blocks handing out
 work while this worker blocks sending events (the classic two-full-pipes deadlock); it also
 watches the parent's sentinel and exits the process when the parent dies, so no orphan keeps
 running. Events are batched: flushed when a batch is large, at most ``FLUSH_INTERVAL`` after
-the first unsent event (a live display still updates promptly), and at the end of each item
+the first unsent event (a live display still updates promptly), at the end of each item
 that logged or took a millisecond or more (so a crash in the next item cannot lose its
-result; a trivial item whose events had not left is re-run by the parent instead).
+result; a trivial item whose events had not left is re-run by the parent instead), and
+half-way through a chunk when no next chunk is waiting (so the parent sends one in time).
 """
 
 from __future__ import annotations
