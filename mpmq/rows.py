@@ -118,35 +118,41 @@ class EventInserts:
         }
         self._max_variables = max_variables
 
-    def statements(self, batch: list[tuple[int, float, AnyEvent]], rest_of: Callable[[Result], Rest],
-                   keep_pickle: bool) -> list[tuple[str, list]]:
-        """``(sql, [parameters, ...])`` pairs for ``executemany`` writing every event of ``batch``."""
+    def statements(self, batches: Sequence[tuple[int, float, Sequence[AnyEvent]]],
+                   rest_of: Callable[[Result], Rest], keep_pickle: bool) -> list[tuple[str, list]]:
+        """``(sql, [parameters, ...])`` pairs for ``executemany`` writing every event of
+        ``batches`` (each: the first event's ``seq``, the time the parent received it, events)."""
         logs: list[Any] = []
         starts: list[Any] = []
         dones: list[Any] = []
         results: list[Any] = []
         others: list[Any] = []
-        for seq, received_at, e in batch:
-            cls = type(e)
-            if cls is Log:
-                if e.exc_text is None:
-                    logs.extend((seq, e.offset, e.pid, e.time, received_at, e.level, e.logger, e.message))
+        add_log = logs.extend
+        for first_seq, received_at, events in batches:
+            seq = first_seq - 1
+            for e in events:
+                seq += 1
+                cls = type(e)
+                if cls is Log:
+                    if e.exc_text is None:
+                        add_log((seq, e.offset, e.pid, e.time, received_at, e.level, e.logger, e.message))
+                    else:
+                        others.extend((seq, "log", e.offset, e.pid, e.time, received_at, e.level, e.logger,
+                                       e.message, data_text({"exc_text": e.exc_text}), None))  # fmt: skip
+                elif cls is Started:
+                    starts.extend((seq, e.offset, e.pid, e.time, received_at))
+                elif cls is Done:
+                    dones.extend((seq, e.offset, e.pid, e.time, received_at))
+                elif cls is Result:
+                    rest = rest_of(e)
+                    results.extend((seq, e.offset, e.pid, e.time, received_at, rest.data, rest.pickle))
+                elif cls is Error:
+                    data = data_text({"type": e.type, "traceback": e.traceback})
+                    exc = e.exception if keep_pickle else None
+                    others.extend((seq, "error", e.offset, e.pid, e.time, received_at, None, None, e.message, data,
+                                   exc))  # fmt: skip
                 else:
-                    others.extend((seq, "log", e.offset, e.pid, e.time, received_at, e.level, e.logger, e.message,
-                                   data_text({"exc_text": e.exc_text}), None))  # fmt: skip
-            elif cls is Started:
-                starts.extend((seq, e.offset, e.pid, e.time, received_at))
-            elif cls is Done:
-                dones.extend((seq, e.offset, e.pid, e.time, received_at))
-            elif cls is Result:
-                rest = rest_of(e)
-                results.extend((seq, e.offset, e.pid, e.time, received_at, rest.data, rest.pickle))
-            elif cls is Error:
-                data = data_text({"type": e.type, "traceback": e.traceback})
-                exc = e.exception if keep_pickle else None
-                others.extend((seq, "error", e.offset, e.pid, e.time, received_at, None, None, e.message, data, exc))
-            else:
-                raise TypeError(f"not an mpmq event: {e!r}")
+                    raise TypeError(f"not an mpmq event: {e!r}")
         statements: list[tuple[str, list]] = []
         for shape, flat in (("log", logs), ("started", starts), ("done", dones), ("result", results),
                             ("any", others)):

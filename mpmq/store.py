@@ -244,9 +244,7 @@ class Recorder:
                 self.committed += size
 
     def _event_statements(self, batches: list[tuple[int, float, Sequence[AnyEvent]]]) -> list[tuple[str, list]]:
-        flat = [(first_seq + i, received_at, e) for first_seq, received_at, events in batches
-                for i, e in enumerate(events)]  # fmt: skip
-        return self._inserts.statements(flat, self._rest_of, self._keep_pickle)
+        return self._inserts.statements(batches, self._rest_of, self._keep_pickle)
 
     def _write(self, *statements: tuple[str, list]) -> None:
         """executemany each statement in one transaction; retried with cleaned text if need be."""
