@@ -7,6 +7,9 @@ transaction at least every 0.1 s, so a parent killed with SIGKILL loses at most 
 fraction of a second, and WAL keeps the file valid. ``finish`` writes the item rows and the
 run's final status.
 
+While its thread runs, the recorder holds back any fork of this process until the write in
+progress ends (``fork_guard.py``): a worker forked mid-write inherited SQLite's own locks held.
+
 A recording is never worth a run: a write that fails mid-run (disk full, sqlite error) stops
 the recording, keeps the reason in ``Recorder.failure`` for the engine to report, and never
 raises into the run.
@@ -28,6 +31,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from . import fork_guard
 from .events import AnyEvent, Result
 from .recording import FORMAT_VERSION, RecordingError, check_sqlite_file, create_schema, read_format
 from .redact import RedactOption, patterns_for
@@ -85,6 +89,7 @@ class Recorder:
         """
         if self._writer is None and self._conn is not None:
             self._writer = threading.Thread(target=self._write_periodically, name="mpmq-recorder", daemon=True)
+            fork_guard.guard(self._write_lock)  # held whenever the thread is inside SQLite
             self._writer.start()
 
     def _write_periodically(self) -> None:
@@ -99,6 +104,7 @@ class Recorder:
             self._stopping = True
             self._wake.set()
             writer.join()
+            fork_guard.unguard(self._write_lock)
 
     @classmethod
     def open(
