@@ -10,6 +10,7 @@ import os
 import signal
 from collections import deque
 from collections.abc import Callable, Mapping
+from multiprocessing.connection import wait
 from typing import Any
 
 from .events import Log, Payload, Result, decode_batch
@@ -21,6 +22,23 @@ RECENT_BATCHES = 4
 _LARGE_RESULT_MARK = Payload()  # see worker.py, EventSender.emit_large
 
 
+def exit_watch(process: Any) -> int:
+    """A file descriptor that becomes readable when ``process`` exits.
+
+    On Linux a pidfd, which only the process's exit makes readable. multiprocessing's own
+    sentinel is a pipe the child holds open until it exits, and so does every process the
+    item forked, for as long as it lives: a worker whose item left a forked process behind
+    would not be seen to exit until that process did.
+    """
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is not None:
+        try:
+            return pidfd_open(process.pid)
+        except OSError:  # an old kernel, a sandbox: the sentinel, as everywhere else
+            pass
+    return process.sentinel
+
+
 class WorkerHandle:
     """One worker process as the parent sees it."""
 
@@ -29,7 +47,8 @@ class WorkerHandle:
         self.pid = process.pid
         self.conn = conn
         self.fd = conn.fileno()
-        self.sentinel = process.sentinel
+        self.sentinel = exit_watch(process)  # readable once the process has exited
+        self._own_watch = self.sentinel != process.sentinel  # a pidfd of ours, to close
         self.running = running  # shared slot: the offset the worker is running, or -1
         self.dedicated = dedicated  # started with its item(s); takes no more
         self.held: deque[int] = deque()  # sent, not finished, in the order the worker runs them
@@ -126,7 +145,16 @@ class WorkerHandle:
                 return f"signal {-exitcode} ({exitcode})"
         return f"code {exitcode}"
 
+    def join(self, timeout: float | None = None) -> None:
+        """Wait up to ``timeout`` for the process to exit (``Process.join`` would wait on its
+        multiprocessing sentinel, which a process the item forked can keep open)."""
+        if wait([self.sentinel], timeout):
+            self.process.join()
+
     def close(self) -> None:
         self.conn.close()
+        if self._own_watch:
+            self._own_watch = False
+            os.close(self.sentinel)
         if self.process.exitcode is not None:
             self.process.close()  # its sentinel fd: nothing stays open after execute()

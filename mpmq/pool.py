@@ -8,7 +8,9 @@
 ``receive`` is the parent's one blocking point: a single poll over every worker's pipe and
 process sentinel (as CPython's ProcessPoolExecutor waits on its result reader and sentinels,
 here with one ``select.poll`` kept for the run rather than a selector built per wait), with a
-timeout only when an item deadline is due. ``handle.py`` is the parent's end of one worker.
+timeout only when an item deadline is due. ``handle.py`` is the parent's end of one worker;
+on Linux its sentinel is a pidfd, so a process the item forked and left running (holding the
+worker's pipe and multiprocessing's sentinel open) cannot hide the worker's exit.
 A worker that dies is noticed through its sentinel at once: the item it was running fails
 with ``WorkerDied`` (exit code and signal, pid, last log lines), the items it held but had
 not started go back to the queue, and a replacement starts while work remains.
@@ -19,6 +21,7 @@ derived from the events it returns, by the reducer, elsewhere.
 
 from __future__ import annotations
 
+import os
 import select
 import time
 from collections import deque
@@ -98,7 +101,7 @@ class WorkerPool:
     def _close_at_exit(workers: list) -> None:
         for worker in list(workers):
             worker.terminate()
-            worker.process.join(TERMINATE_GRACE)
+            worker.join(TERMINATE_GRACE)
             if worker.process.exitcode is None:
                 worker.process.kill()
 
@@ -113,7 +116,7 @@ class WorkerPool:
                 worker.stop()
         deadline = time.monotonic() + TERMINATE_GRACE
         for worker in workers:
-            worker.process.join(max(0.0, deadline - time.monotonic()))
+            worker.join(max(0.0, deadline - time.monotonic()))
             if worker.process.exitcode is None:
                 worker.process.kill()
                 worker.process.join()
@@ -317,7 +320,12 @@ class WorkerPool:
     # -- deaths and deadlines --------------------------------------------------------------
 
     def _reap(self, worker: WorkerHandle, events: list) -> None:
-        while not worker.eof:  # drain what the worker sent before it exited: never lose an event
+        # Drain what the worker sent before it exited (never lose an event): all of it is in
+        # the pipe by now. Read until the pipe is empty, not until it closes: a process the
+        # item forked may hold the worker's end open for as long as it lives.
+        if not worker.eof:
+            os.set_blocking(worker.fd, False)  # an empty pipe ends _read (BlockingIOError)
+        while not worker.eof:
             self._read(worker, events)
         worker.process.join()
         if worker.held:

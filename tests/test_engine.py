@@ -3,8 +3,10 @@
 import json
 import math
 import multiprocessing
+import os
 import pickle
 import queue
+import signal
 import sqlite3
 from collections import deque
 
@@ -341,6 +343,19 @@ def test_parent_run_links_a_recorded_run_to_the_one_it_re_runs(tmp_path):
 
 def test_an_item_may_start_processes_of_its_own():
     assert MPmq(workers.start_a_child, process_data=[{"value": 1}]).execute() == [1]
+
+
+def test_a_process_the_item_forked_and_left_running_does_not_hold_the_run():
+    """It holds the worker's pipe and multiprocessing's exit sentinel open; the run still ends
+    when the workers do, and leaves that process alone."""
+    pids = MPmq(workers.fork_and_leave, process_data=[{"value": 0}, {"value": 1}], processes_to_start=1,
+                context="fork").execute()
+    try:
+        for pid in pids:
+            os.kill(pid, 0)  # still running: the run did not wait for it
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_code_after_super_process_event_runs_for_the_last_event_too():
