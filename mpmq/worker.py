@@ -18,6 +18,7 @@ half-way through a chunk when no next chunk is waiting (so the parent sends one 
 
 from __future__ import annotations
 
+import atexit
 import ctypes  # imported here, in the parent, so forked workers start without the cost
 import faulthandler
 import logging
@@ -30,7 +31,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from multiprocessing import parent_process
+from multiprocessing import parent_process, util
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -64,6 +65,39 @@ class EventSender:
         self._send_lock = threading.Lock()
         self._has_data = threading.Event()
         threading.Thread(target=self._flush_periodically, name="mpmq-flusher", daemon=True).start()
+
+    def follow_forks(self) -> None:
+        """Keep this sender sound in a process the item forks, which inherits the worker's
+        logging and so sends its records here too (as under 0.7.0 they reach the parent).
+
+        The worker sends what it has before the fork, so the item's records keep their order
+        around the child's; the child starts with an empty batch (the worker's events are the
+        worker's to send: sent by both, they arrived twice). It gets a lock of its own (the
+        worker's may have been held at the fork, for ever in the child) and sends what is
+        left when it exits; it has no flusher thread, so until then its records leave only in
+        full batches.
+        """
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(before=self.flush, after_in_child=self._forked)
+            util.register_after_fork(self, EventSender._flush_at_process_exit)
+
+    def _forked(self) -> None:
+        self._batch = []
+        self._size = 0
+        self._send_lock = threading.Lock()
+        self._has_data = threading.Event()  # nobody waits on it here: emit only sets it
+        atexit.register(self._flush_quietly)  # a child that exits the usual way
+
+    def _flush_at_process_exit(self) -> None:
+        # A multiprocessing child ends with os._exit, after its finalizers (not atexit's),
+        # and clears the finalizers it inherited just before calling this.
+        util.Finalize(self, self._flush_quietly, exitpriority=0)
+
+    def _flush_quietly(self) -> None:
+        try:
+            self.flush()
+        except OSError:  # the worker (and its pipe) may be gone: a child's exit must not fail
+            pass
 
     def emit(self, event: Any, size: int = 64) -> None:
         batch = self._batch
@@ -317,6 +351,7 @@ def worker_main(
         die_with_parent(parent_pid)
     faulthandler.enable()  # a segfault leaves a Python traceback on stderr
     sender = EventSender(conn)
+    sender.follow_forks()
     inbox = Inbox(conn)
     runner = ItemRunner(sender, function, shared_data, style, running, announce_starts)
     done = 0

@@ -345,6 +345,24 @@ def test_an_item_may_start_processes_of_its_own():
     assert MPmq(workers.start_a_child, process_data=[{"value": 1}]).execute() == [1]
 
 
+@pytest.mark.parametrize("lines", [10, 5000])  # within one batch; several, one of them partial
+def test_what_a_process_forked_by_the_item_logs_arrives_once(lines):
+    """It inherits the worker's logging. Before, it also sent the worker's unsent events again
+    (each arrived twice) and lost its own last batch."""
+
+    class Messages(MPmq):
+        def process_message(self, offset, message):
+            self.got.setdefault(offset, []).append(message)
+
+    run = Messages(workers.child_logs, process_data=[{"value": v, "lines": lines} for v in range(4)],
+                   processes_to_start=2, item_timeout=30, context="fork")
+    run.got = {}
+    assert run.execute() == [0, 0, 0, 0]
+    for value in range(4):
+        child = [f"INFO: child{value} line {line}" for line in range(lines)]
+        assert run.got[value] == [f"INFO: item {value} before", *child, f"INFO: item {value} after"]
+
+
 def test_a_process_the_item_forked_and_left_running_does_not_hold_the_run():
     """It holds the worker's pipe and multiprocessing's exit sentinel open; the run still ends
     when the workers do, and leaves that process alone."""
