@@ -78,7 +78,7 @@ class EventSender:
         full batches.
         """
         if hasattr(os, "register_at_fork"):
-            os.register_at_fork(before=self.flush, after_in_child=self._forked)
+            os.register_at_fork(before=self._flush_quietly, after_in_child=self._forked)
             util.register_after_fork(self, EventSender._flush_at_process_exit)
 
     def _forked(self) -> None:
@@ -96,7 +96,7 @@ class EventSender:
     def _flush_quietly(self) -> None:
         try:
             self.flush()
-        except OSError:  # the worker (and its pipe) may be gone: a child's exit must not fail
+        except OSError:  # the other end is gone (the parent, or a child's worker): nothing to fail
             pass
 
     def emit(self, event: Any, size: int = 64) -> None:
