@@ -19,7 +19,7 @@ from .worker import RunningSlot, worker_main
 
 LAST_LOG_LINES = 5
 RECENT_BATCHES = 4
-_LARGE_RESULT_MARK = Payload()  # see worker.py, EventSender.emit_large
+_LARGE_RESULT_MARK = Payload()  # see worker_channel.py, EventSender.emit_large
 
 
 def exit_watch(process: Any) -> int:

@@ -5,7 +5,8 @@ import multiprocessing
 import threading
 
 from mpmq.events import Done, Log, decode_batch
-from mpmq.worker import POSITIONAL, EventSender, ItemRunner
+from mpmq.worker import POSITIONAL, ItemRunner
+from mpmq.worker_channel import EventSender
 
 log = logging.getLogger("tests.worker")
 

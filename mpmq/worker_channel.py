@@ -1,0 +1,157 @@
+"""A worker's two ends of its one duplex connection to the parent.
+
+    parent --(chunk of items or, under fork, of offsets | None = stop)--> reader thread
+          --> Inbox --> the item thread
+    the item thread and the flusher thread --(EventSender: encoded event batches)--> parent
+
+The reader thread drains the connection at once, so the parent never blocks handing out
+work while this worker blocks sending events (the classic two-full-pipes deadlock); it also
+watches the parent's sentinel and exits the process when the parent dies, so no orphan keeps
+running. Events leave in batches: when a batch is large, and at most ``FLUSH_INTERVAL`` after
+the first unsent event, so a live display still updates promptly (``worker.py`` adds the
+flushes an item's end calls for).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import time
+from multiprocessing import parent_process, util
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from .events import Payload, Result, encode_batch
+
+FLUSH_INTERVAL = 0.01
+FLUSH_EVENTS = 2048
+FLUSH_BYTES = 1 << 20
+
+
+class EventSender:
+    """Batches events and sends them in order.
+
+    The item's thread only appends (a list append is atomic), so logging costs no lock; the
+    flusher thread and size-based flushes take a batch and send it under one lock, so
+    batches leave in order and no event is lost between a take and an append.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._batch: list = []
+        self._size = 0
+        self._send_lock = threading.Lock()
+        self._has_data = threading.Event()
+        threading.Thread(target=self._flush_periodically, name="mpmq-flusher", daemon=True).start()
+
+    def follow_forks(self) -> None:
+        """Keep this sender sound in a process the item forks, which inherits the worker's
+        logging and so sends its records here too (as under 0.7.0 they reach the parent).
+
+        The worker sends what it has before the fork, so the item's records keep their order
+        around the child's; the child starts with an empty batch (the worker's events are the
+        worker's to send: sent by both, they arrived twice). It gets a lock of its own (the
+        worker's may have been held at the fork, for ever in the child) and sends what is
+        left when it exits; it has no flusher thread, so until then its records leave only in
+        full batches.
+        """
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(before=self._flush_quietly, after_in_child=self._forked)
+            util.register_after_fork(self, EventSender._flush_at_process_exit)
+
+    def _forked(self) -> None:
+        self._batch = []
+        self._size = 0
+        self._send_lock = threading.Lock()
+        self._has_data = threading.Event()  # nobody waits on it here: emit only sets it
+        atexit.register(self._flush_quietly)  # a child that exits the usual way
+
+    def _flush_at_process_exit(self) -> None:
+        # A multiprocessing child ends with os._exit, after its finalizers (not atexit's),
+        # and clears the finalizers it inherited just before calling this.
+        util.Finalize(self, self._flush_quietly, exitpriority=0)
+
+    def _flush_quietly(self) -> None:
+        try:
+            self.flush()
+        except OSError:  # the other end is gone (the parent, or a child's worker): nothing to fail
+            pass
+
+    def emit(self, event: Any, size: int = 64) -> None:
+        batch = self._batch
+        batch.append(event)
+        self._size += size
+        if len(batch) >= FLUSH_EVENTS or self._size >= FLUSH_BYTES:
+            self.flush()
+        elif not self._has_data.is_set():
+            self._has_data.set()
+
+    def flush(self) -> None:
+        with self._send_lock:
+            batch = self._batch
+            count = len(batch)
+            if count:
+                data = encode_batch(batch[:count])
+                del batch[:count]
+                self._size = 0
+                self._conn.send_bytes(data)
+
+    def emit_large(self, event: Result) -> None:
+        """A large result travels as a frame of its own after its event: no copy into a batch.
+
+        Its event goes out with an empty payload (``Payload()``, which no other result has);
+        the parent attaches the next frame from this worker as the pickle (pool.py, _read).
+        """
+        with self._send_lock:
+            batch = self._batch
+            count = len(batch)
+            marker = Result(event.offset, event.pid, event.time, Payload())
+            data = encode_batch(batch[:count] + [marker])
+            del batch[:count]
+            self._size = 0
+            self._conn.send_bytes(data)
+            self._conn.send_bytes(event.value.pickle)
+
+    def _flush_periodically(self) -> None:
+        while True:
+            self._has_data.wait()
+            time.sleep(FLUSH_INTERVAL)  # let the batch grow; a live display still sees it promptly
+            self._has_data.clear()
+            self.flush()
+
+
+class Inbox:
+    """Reads chunks of items from the parent on a thread of its own (see module docstring)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._chunks: list = []
+        self._ready = threading.Condition(threading.Lock())
+        threading.Thread(target=self._read, name="mpmq-reader", daemon=True).start()
+
+    def empty(self) -> bool:
+        return not self._chunks
+
+    def get(self) -> Any:
+        with self._ready:
+            while not self._chunks:
+                self._ready.wait()
+            return self._chunks.pop(0)
+
+    def _read(self) -> None:
+        parent = parent_process()
+        watched = [self._conn] + ([parent.sentinel] if parent is not None else [])
+        while True:
+            ready = wait(watched)
+            if self._conn not in ready:
+                os._exit(70)  # the parent died: never outlive it (issue 3, parent death)
+            try:
+                chunk = self._conn.recv()
+            except (EOFError, OSError):
+                os._exit(70)  # the parent closed our connection without a goodbye
+            with self._ready:
+                self._chunks.append(chunk)
+                self._ready.notify()
+            if chunk is None:
+                return
