@@ -6,6 +6,7 @@ module is how one worker is started, fed, read and let go.
 
 from __future__ import annotations
 
+import multiprocessing.popen_fork  # noqa: F401 (imported by the first fork otherwise, mid-run)
 import os
 import signal
 from collections import deque
@@ -15,7 +16,7 @@ from typing import Any
 
 from .events import Log, Payload, Result, decode_batch
 from .frames import FrameReader
-from .worker import RunningSlot, worker_main
+from .worker import running_slot, worker_main
 
 LAST_LOG_LINES = 5
 RECENT_BATCHES = 4
@@ -42,7 +43,7 @@ def exit_watch(process: Any) -> int:
 class WorkerHandle:
     """One worker process as the parent sees it."""
 
-    def __init__(self, process: Any, conn: Any, running: RunningSlot, dedicated: bool) -> None:
+    def __init__(self, process: Any, conn: Any, running: Any, dedicated: bool) -> None:
         self.process = process
         self.pid = process.pid
         self.conn = conn
@@ -71,7 +72,7 @@ class WorkerHandle:
         ``items`` (fork only: inherited, never pickled) lets chunks name items by offset alone.
         """
         parent_end, child_end = context.Pipe(duplex=True)
-        running = RunningSlot(context)
+        running = running_slot(context)
         dedicated = first is not None
         process = context.Process(
             target=worker_main,
@@ -111,8 +112,15 @@ class WorkerHandle:
         return lines[-LAST_LOG_LINES:]
 
     def send(self, offsets: list[int], blob: bytes | None) -> None:
-        """Hand over a chunk of items (pickled together in ``blob``; ``None``: the worker has them)."""
-        self.conn.send((offsets, blob))
+        """Hand over a chunk of items (pickled together in ``blob``; ``None``: the worker has them).
+
+        A worker that has just died (its exit not yet seen) still counts as holding them:
+        when its sentinel is read, they go back to the queue with the rest of what it held.
+        """
+        try:
+            self.conn.send((offsets, blob))
+        except OSError:  # BrokenPipeError, ConnectionResetError: the worker is gone
+            pass
         self.held.extend(offsets)
         self.sent += len(offsets)
 

@@ -161,27 +161,41 @@ class WorkerPool:
             return
         heard = time.monotonic()  # when the parent heard of these starts (item_timeout counts from it)
         held = worker.held
+        # The transport's bookkeeping (which items this worker still holds, how long items
+        # take), in locals: written back once, not per event.
+        running = worker.started_at is not None
+        began = worker.item_began
+        restarted = False  # an item started in these batches (and is still running, if ``running``)
+        finished = 0
+        seconds = 0.0
         for batch in batches:
-            for event in batch:  # the transport's bookkeeping: which items this worker still holds
+            for event in batch:
                 kind = type(event)
                 if kind is Done:
                     if held and held[0] == event.offset:
                         held.popleft()
                     else:
                         held.remove(event.offset)
-                    worker.started_at = None
-                    self.unfinished -= 1
-                    self._item_seconds += event.time - worker.item_began  # on the worker's clock
-                    self._items_timed += 1
+                    running = False
+                    finished += 1
+                    seconds += event.time - began  # on the worker's clock
                 elif kind is Started:
-                    worker.started_at = heard
-                    worker.item_began = event.time
+                    running = restarted = True
+                    began = event.time
                 elif kind is Error:
                     self._cancel_pending(self._deferred)
             events.extend(batch)
             if self._deferred:  # e.g. cancellations, after the error that caused them
                 events.extend(self._deferred)
                 self._deferred.clear()
+        if not running:
+            worker.started_at = None
+        elif restarted:
+            worker.started_at = heard
+        worker.item_began = began
+        self.unfinished -= finished
+        self._item_seconds += seconds
+        self._items_timed += finished
 
     def _close_pipe(self, worker: WorkerHandle) -> None:
         if not worker.eof:
@@ -255,10 +269,10 @@ class WorkerPool:
     def _send(self, worker: WorkerHandle, offsets: list[int]) -> bool:
         """Send a chunk, unless it is large and the worker busy: False, the items stay queued.
 
-        A busy worker's reader thread needs the GIL to drain its pipe; an item stuck in C code
-        that holds it would leave the parent blocked in a large send, unable to enforce
-        ``item_timeout`` or read anyone else. A chunk that fits the pipe's buffer never blocks,
-        and an idle worker always drains.
+        A busy worker reads its next chunk only between items; an item stuck in C code would
+        leave the parent blocked in a large send, unable to enforce ``item_timeout`` or read
+        anyone else. A chunk that fits the pipe's buffer never blocks, and an idle worker
+        always drains.
 
         Forked workers hold every item already, in the memory they inherited: they are sent
         only the offsets (nothing is pickled, and the parent never touches the items again,

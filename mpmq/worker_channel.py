@@ -1,19 +1,26 @@
 """A worker's two ends of its one duplex connection to the parent.
 
-    parent --(chunk of items or, under fork, of offsets | None = stop)--> reader thread
-          --> Inbox --> the item thread
+    parent --(chunk of items or, under fork, of offsets | None = stop)--> Inbox --> the item thread
     the item thread and the flusher thread --(EventSender: encoded event batches)--> parent
 
-The reader thread drains the connection at once, so the parent never blocks handing out
-work while this worker blocks sending events (the classic two-full-pipes deadlock); it also
-watches the parent's sentinel and exits the process when the parent dies, so no orphan keeps
-running. Events leave in batches: when a batch is large, and at most ``FLUSH_INTERVAL`` after
-the first unsent event, so a live display still updates promptly (``worker.py`` adds the
-flushes an item's end calls for).
+The item thread reads its chunks itself, when it needs the next one and half-way through a
+chunk (no reader thread: waking one for every chunk cost the parent a context switch, and
+starting it cost the worker's start-up milliseconds). This cannot deadlock with the worker's
+event sends: the parent sends a busy worker only chunks that fit the connection's buffer
+(offsets under fork; ``pool.BUSY_SEND_LIMIT`` otherwise, at most two outstanding), and a
+larger chunk only to a worker that has finished everything it held, which is waiting in
+``Inbox.get``. When the parent dies the kernel kills the worker (``worker.die_with_parent``);
+where it cannot be asked to, a thread that only waits on the parent's sentinel exits the
+process, so no orphan keeps running.
+
+Events leave in batches: when a batch is large, and at most ``FLUSH_INTERVAL`` after the
+first unsent event, so a live display still updates promptly (``worker.py`` adds the flushes
+an item's end calls for).
 """
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import os
 import threading
@@ -43,7 +50,9 @@ class EventSender:
         self._size = 0
         self._send_lock = threading.Lock()
         self._has_data = threading.Event()
-        threading.Thread(target=self._flush_periodically, name="mpmq-flusher", daemon=True).start()
+        # Not threading.Thread: its start() waits until the new thread runs, which on a
+        # busy machine is milliseconds of a worker's start-up; this thread needs no waiting for.
+        _thread.start_new_thread(self._flush_periodically, ())
 
     def follow_forks(self) -> None:
         """Keep this sender sound in a process the item forks, which inherits the worker's
@@ -82,9 +91,10 @@ class EventSender:
         batch = self._batch
         batch.append(event)
         self._size += size
-        if len(batch) >= FLUSH_EVENTS or self._size >= FLUSH_BYTES:
+        count = len(batch)
+        if count >= FLUSH_EVENTS or self._size >= FLUSH_BYTES:
             self.flush()
-        elif not self._has_data.is_set():
+        elif count == 1:  # the first event since the last flush wakes the flusher
             self._has_data.set()
 
     def flush(self) -> None:
@@ -122,36 +132,37 @@ class EventSender:
 
 
 class Inbox:
-    """Reads chunks of items from the parent on a thread of its own (see module docstring)."""
+    """Chunks of items from the parent, read by the item thread itself (see module docstring)."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, watch_parent: bool = True) -> None:
         self._conn = conn
         self._chunks: list = []
-        self._ready = threading.Condition(threading.Lock())
-        threading.Thread(target=self._read, name="mpmq-reader", daemon=True).start()
+        parent = parent_process()
+        if watch_parent and parent is not None:
+            threading.Thread(target=self._watch_parent, args=(parent.sentinel,), name="mpmq-parent-watch",
+                             daemon=True).start()
 
     def empty(self) -> bool:
-        return not self._chunks
+        """No chunk waiting; one that has arrived is read now (a poll, no wait)."""
+        if self._chunks:
+            return False
+        if self._conn.poll(0):
+            self._chunks.append(self._recv())
+            return False
+        return True
 
     def get(self) -> Any:
-        with self._ready:
-            while not self._chunks:
-                self._ready.wait()
+        if self._chunks:
             return self._chunks.pop(0)
+        return self._recv()
 
-    def _read(self) -> None:
-        parent = parent_process()
-        watched = [self._conn] + ([parent.sentinel] if parent is not None else [])
-        while True:
-            ready = wait(watched)
-            if self._conn not in ready:
-                os._exit(70)  # the parent died: never outlive it (issue 3, parent death)
-            try:
-                chunk = self._conn.recv()
-            except (EOFError, OSError):
-                os._exit(70)  # the parent closed our connection without a goodbye
-            with self._ready:
-                self._chunks.append(chunk)
-                self._ready.notify()
-            if chunk is None:
-                return
+    def _recv(self) -> Any:
+        try:
+            return self._conn.recv()
+        except (EOFError, OSError):
+            os._exit(70)  # the parent closed our connection without a goodbye: it is gone
+
+    @staticmethod
+    def _watch_parent(sentinel: Any) -> None:
+        wait([sentinel])
+        os._exit(70)

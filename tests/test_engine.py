@@ -440,9 +440,27 @@ def test_trivial_items_before_a_crash_in_the_same_worker_keep_their_results(meth
     assert results[:3] + results[4:] == [0, 1, 2, 4, 5, 6, 7, 8, 9]
 
 
+def test_a_chunk_sent_to_a_worker_that_just_died_goes_back_to_the_queue(method):
+    """The parent may hand out work before it has read a worker's exit: never an error."""
+    context = multiprocessing.get_context(method)
+    pool = WorkerPool(workers.add, [{"a": i, "b": 1} for i in range(4)], {}, workers=1, context=context, style=KWARGS)
+    try:
+        worker = pool._spawn(first=None)
+        worker.process.kill()
+        worker.process.join()
+        offsets = [pool.pending.popleft(), pool.pending.popleft()]
+        pool._send(worker, offsets)  # the dead worker's end of the pipe is closed
+        assert list(worker.held) == [0, 1]
+        events: list = []
+        pool._reap(worker, events)  # what reading its sentinel does
+        assert sorted(pool.pending) == [0, 1, 2, 3] and not pool.workers
+    finally:
+        pool.close()
+
+
 def test_an_item_stuck_holding_the_gil_times_out_even_with_large_items_queued_behind_it():
     """The parent must never block handing a busy worker more than its pipe holds: it could not
-    enforce the timeout (the stuck worker's reader thread cannot run to drain the pipe)."""
+    enforce the timeout (the stuck worker cannot drain the pipe)."""
     from mpmq import ItemTimeout
 
     # item 15's start makes the parent top up the worker's queue with megabytes of items
