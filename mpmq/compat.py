@@ -199,7 +199,7 @@ class MPmq(Engine):
         """Start the run and process messages until every item is done."""
         self.start_processes()
         self._direct = type(self).get_message is MPmq.get_message
-        handlers = self._event_handlers()
+        handlers = self._own_loop_handlers()
         try:
             while True:
                 try:

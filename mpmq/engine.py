@@ -26,7 +26,7 @@ from typing import Any
 
 from . import outcomes, validate
 from .errors import RunFailed
-from .events import EVENT_TYPES, AnyEvent
+from .events import EVENT_TYPES, AnyEvent, Done, Ran, Result, Started
 from .pool import WorkerPool
 from .sources import EventSource, LiveSource, RecordedSource
 from .state import FOLDS, RunState, reduce
@@ -95,7 +95,7 @@ class Engine:
     def execute_run(self) -> None:
         """Start the run and hand every event to ``process_event`` until the end."""
         self._begin()
-        handlers = self._event_handlers()
+        handlers = self._own_loop_handlers()
         while self._hand_out_received(None, handlers) or not self._over:
             pass
 
@@ -107,6 +107,17 @@ class Engine:
         """
         handler = self.process_event if type(self).process_event is not Engine.process_event else None
         return dict.fromkeys(EVENT_TYPES, handler)
+
+    def _own_loop_handlers(self) -> dict[type, Callable[[Any], None] | None]:
+        """``_event_handlers`` for ``_hand_out_received``, which also folds ``events.Ran``:
+        when nobody looks at an item's start, result and end one by one (no handler, no
+        recording), the source may hand them out as one."""
+        handlers = self._event_handlers()
+        handlers[Ran] = None
+        if hasattr(self._source, "compact"):
+            unwatched = all(handlers[kind] is None for kind in (Started, Result, Done))
+            self._source.compact = unwatched and self._recorder is None
+        return handlers
 
     def final(self) -> None:
         """Called at the end of ``execute`` and ``replay``, whatever happened."""

@@ -4,6 +4,8 @@ Every item of a run produces, in this order:
 
     started -> log* -> (result | error) -> done
 
+(On the wire, an item that logged nothing may send its three events as one ``Ran``; see there.)
+
 Workers encode events with msgspec in batches and send them to the parent, which stamps each
 one with a sequence number and a receive time, folds it into the run's state (``state.py``),
 records it (``store.py``) and hands it to the handlers. A recording is read back as the same
@@ -97,13 +99,41 @@ class Done(Event, frozen=True, tag="done"):
     """The item is finished; nothing more will be said about it."""
 
 
+class Ran(Event, frozen=True, tag="ran"):
+    """Transport only: an item's ``started``, ``result`` and ``done`` with nothing between them.
+
+    A worker sends this instead of the three when the item logged nothing (most short
+    items): a third of the events to encode, send, decode and fold. It is never recorded,
+    replayed or handed to a handler: whoever wants the three events gets them (``expand``).
+    ``time`` is the start, ``ended`` the result's and the end's time.
+    """
+
+    value: Payload
+    ended: float
+
+    def expanded(self) -> list[AnyEvent]:
+        return [Started(self.offset, self.pid, self.time), Result(self.offset, self.pid, self.ended, self.value),
+                Done(self.offset, self.pid, self.ended)]
+
+
 AnyEvent = Started | Log | Result | Error | Done
 EVENT_TYPES = (Started, Log, Result, Error, Done)
 KINDS = ("started", "log", "result", "error", "done")
 
 # Made once and reused: building encoders and decoders is the expensive part.
 batch_encoder = msgspec.msgpack.Encoder()
-batch_decoder = msgspec.msgpack.Decoder(list[AnyEvent])
+batch_decoder = msgspec.msgpack.Decoder(list[AnyEvent | Ran])
+
+
+def expand(events: list) -> list[AnyEvent]:
+    """``events`` with every ``Ran`` replaced by the three events it stands for."""
+    expanded: list[AnyEvent] = []
+    for event in events:
+        if type(event) is Ran:
+            expanded += event.expanded()
+        else:
+            expanded.append(event)
+    return expanded
 
 
 def encode_batch(events: list[AnyEvent]) -> bytes:

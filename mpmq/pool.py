@@ -31,7 +31,7 @@ from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from .errors import ItemCancelled, ItemTimeout, WorkerDied, qualified_name
-from .events import Done, Error, Started
+from .events import Done, Error, Ran, Started, expand
 from .handle import WorkerHandle
 
 MAX_CHUNK = 512
@@ -80,6 +80,7 @@ class WorkerPool:
         self._item_seconds = 0.0  # time finished items took, for the chunk size
         self._inherit = context.get_start_method() == "fork"  # workers are born holding the items
         self._items_timed = 0
+        self.compact = False  # hand out ``events.Ran`` as is (True) or as its three events
         # Workers are not daemonic, so at interpreter exit multiprocessing would join them:
         # end them first, should a caller exit without closing the run.
         self._at_exit = util.Finalize(self, WorkerPool._close_at_exit, args=(self.workers,), exitpriority=10)
@@ -169,21 +170,28 @@ class WorkerPool:
         finished = 0
         seconds = 0.0
         for batch in batches:
+            coalesced = False  # the batch holds an ``events.Ran``
             for event in batch:
                 kind = type(event)
-                if kind is Done:
+                if kind is Done or kind is Ran:
                     if held and held[0] == event.offset:
                         held.popleft()
                     else:
                         held.remove(event.offset)
                     running = False
                     finished += 1
-                    seconds += event.time - began  # on the worker's clock
+                    if kind is Done:
+                        seconds += event.time - began  # on the worker's clock
+                    else:
+                        seconds += event.ended - event.time
+                        coalesced = True
                 elif kind is Started:
                     running = restarted = True
                     began = event.time
                 elif kind is Error:
                     self._cancel_pending(self._deferred)
+            if coalesced and not self.compact:
+                batch = expand(batch)
             events.extend(batch)
             if self._deferred:  # e.g. cancellations, after the error that caused them
                 events.extend(self._deferred)

@@ -45,6 +45,19 @@ class LiveSource:
         self.pool = pool
         self.seq = 0
 
+    @property
+    def compact(self) -> bool:
+        """Hand out ``events.Ran`` as it came (each takes one ``seq``), not as its three events.
+
+        The engine's own loop asks for it when nothing would look at those events one by
+        one (no handler for them, no recording). Sources that never coalesce need not have it.
+        """
+        return self.pool.compact
+
+    @compact.setter
+    def compact(self, value: bool) -> None:
+        self.pool.compact = value
+
     def start(self) -> None:
         self.pool.start()
 

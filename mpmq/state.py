@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from .events import Done, Error, Event, Log, Payload, Result, Started
+from .events import Done, Error, Event, Log, Payload, Ran, Result, Started
 
 PENDING = "pending"
 RUNNING = "running"
@@ -139,4 +139,21 @@ def _done(state: RunState, event: Done) -> None:
     item.ended_at = event.time
 
 
-FOLDS = {Started: _started, Log: _log, Result: _result, Error: _error, Done: _done}
+def _ran(state: RunState, event: Ran) -> None:
+    """``started``, ``result`` and ``done`` at once (``events.Ran``)."""
+    item = state.items[event.offset]
+    if item.status != PENDING:  # not the fast path's case: fold the three one by one
+        for each in event.expanded():
+            FOLDS[type(each)](state, each)
+        return
+    state.events += 3
+    state.pending -= 1
+    state.succeeded += 1
+    item.status = SUCCEEDED
+    item.pid = event.pid
+    item.started_at = event.time
+    item.result = event.value
+    item.ended_at = event.ended
+
+
+FOLDS = {Started: _started, Log: _log, Result: _result, Error: _error, Done: _done, Ran: _ran}

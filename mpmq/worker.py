@@ -130,7 +130,8 @@ class ItemRunner:
             self.running.value = offset
         logged = self.handler.count
         started = time.time()
-        emit(Started(offset, pid, started))
+        start = Started(offset, pid, started)
+        emit(start)
         if self.announce_starts:
             # item_timeout counts from the parent hearing this: send it now, before the item
             # can hold the GIL in C code and keep the flusher thread from ever sending it
@@ -161,12 +162,16 @@ class ItemRunner:
                 )
         finally:
             self.handler.offset = -1  # a thread the item left logging speaks for no item
-        if isinstance(event, Result) and event.value.pickle is not None and len(event.value.pickle) >= LARGE_RESULT:
-            self.sender.emit_large(event)
+        large = type(event) is Result and event.value.pickle is not None and len(event.value.pickle) >= LARGE_RESULT
+        if type(event) is Result and not large and self.sender.emit_ran(start, event):
+            ended = event.time  # nothing came between its start and its result: one event for three
         else:
-            emit(event, 256)
-        ended = time.time()
-        emit(Done(offset, pid, ended))
+            if large:
+                self.sender.emit_large(event)
+            else:
+                emit(event, 256)
+            ended = time.time()
+            emit(Done(offset, pid, ended))
         if self.running is not None:
             self.running.value = -1  # between items: a death now is no item's fault
         # Flush now unless the item was trivial (no logs, under a millisecond): then the

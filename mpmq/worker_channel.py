@@ -29,7 +29,7 @@ from multiprocessing import parent_process, util
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from .events import Payload, Result, encode_batch
+from .events import Payload, Ran, Result, Started, encode_batch
 
 FLUSH_INTERVAL = 0.01
 FLUSH_EVENTS = 2048
@@ -106,6 +106,19 @@ class EventSender:
                 del batch[:count]
                 self._size = 0
                 self._conn.send_bytes(data)
+
+    def emit_ran(self, started: Started, result: Result) -> bool:
+        """Send the item's start, result and end as one ``Ran``, if ``started`` is still the
+        last unsent event (nothing was logged, nothing flushed since); False if not."""
+        with self._send_lock:
+            batch = self._batch
+            if not batch or batch[-1] is not started:
+                return False
+            batch[-1] = Ran(started.offset, started.pid, started.time, result.value, result.time)
+            self._size += 256
+        if self._size >= FLUSH_BYTES:
+            self.flush()
+        return True
 
     def emit_large(self, event: Result) -> None:
         """A large result travels as a frame of its own after its event: no copy into a batch.

@@ -15,8 +15,10 @@ import pytest
 from fixtures import workers
 from mpmq import Done, Error, Log, MPmq, Result, RunFailed, Started
 from mpmq.errors import ItemCancelled
+from mpmq.events import Ran
 from mpmq.mpmq import NoActiveProcesses
 from mpmq.pool import WorkerPool
+from mpmq.state import FOLDS
 from mpmq.worker import KWARGS
 
 
@@ -438,6 +440,42 @@ def test_trivial_items_before_a_crash_in_the_same_worker_keep_their_results(meth
     results = MPmq(workers.exit_on, process_data=data, processes_to_start=1, context=method).execute()
     assert isinstance(results[3], WorkerDied) and "code 7" in str(results[3])
     assert results[:3] + results[4:] == [0, 1, 2, 4, 5, 6, 7, 8, 9]
+
+
+def test_items_that_log_nothing_travel_as_one_event_when_nobody_watches_them(method, monkeypatch):
+    folded = []
+    fold_ran = FOLDS[Ran]
+    monkeypatch.setitem(FOLDS, Ran, lambda state, event: (folded.append(event.offset), fold_ran(state, event)))
+    run = MPmq(workers.pid_of, process_data=[{"value": i} for i in range(200)], processes_to_start=2, context=method)
+    results = run.execute()
+    assert sorted(set(results)) == sorted({item.pid for item in run.state.items}) and len(set(results)) <= 2
+    assert len(folded) > 100 and len(set(folded)) == len(folded)  # most items: once each
+    assert run.state.succeeded == 200 and run.state.events == 600
+    assert all(item.started_at <= item.ended_at for item in run.state.items)
+
+
+def test_whoever_watches_gets_started_result_and_done_of_every_item_in_order(method, tmp_path):
+    class Typed(MPmq):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.kinds = {}
+
+        def process_event(self, event):
+            self.kinds.setdefault(event.offset, []).append(type(event).__name__)
+            super().process_event(event)
+
+    data = [{"value": i} for i in range(100)]
+    typed = Typed(workers.pid_of, process_data=data, processes_to_start=2, context=method)
+    typed.execute()
+    assert typed.kinds == {i: ["Started", "Result", "Done"] for i in range(100)}
+
+    path = tmp_path / "run.db"
+    MPmq(workers.pid_of, process_data=data, processes_to_start=2, context=method).execute(record=path)
+    with sqlite3.connect(path) as db:
+        rows = db.execute('SELECT "offset", kind FROM events ORDER BY "offset", seq').fetchall()
+        seqs = [seq for (seq,) in db.execute("SELECT seq FROM events ORDER BY seq")]
+    assert rows == [(i, kind) for i in range(100) for kind in ("started", "result", "done")]
+    assert seqs == list(range(1, 301))
 
 
 def test_a_chunk_sent_to_a_worker_that_just_died_goes_back_to_the_queue(method):

@@ -5,7 +5,7 @@ import copy
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mpmq.events import Done, Error, Log, Payload, Result, Started
+from mpmq.events import Done, Error, Log, Payload, Ran, Result, Started
 from mpmq.state import FAILED, PENDING, RUNNING, SUCCEEDED, RunState, reduce
 
 
@@ -14,6 +14,15 @@ def fold(size, events):
     for event in events:
         state = reduce(state, event)
     return state
+
+
+def test_a_ran_folds_to_the_same_state_as_the_three_events_it_stands_for():
+    ran = Ran(1, 42, 10.0, Payload(json=7), 12.5)
+    assert ran.expanded() == [Started(1, 42, 10.0), Result(1, 42, 12.5, Payload(json=7)), Done(1, 42, 12.5)]
+    assert fold(3, [ran]) == fold(3, ran.expanded())
+    again = [Started(1, 40, 9.0), Error(1, 40, 9.5, "E", "m"), Done(1, 40, 9.5)]  # not pending: folded one by one
+    assert fold(3, [*again, ran]) == fold(3, [*again, *ran.expanded()])
+    assert fold(3, [ran]).events == 3
 
 
 def test_new_state_has_every_item_pending():
