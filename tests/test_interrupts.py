@@ -186,3 +186,17 @@ def test_workers_exit_when_the_parent_is_killed(job, processes):
 
     assert status == -signal.SIGKILL
     assert processes.still_running(workers, within=2.0) == [], "workers outlived their parent by 2 s"
+
+
+def test_workers_exit_when_the_parent_is_killed_under_forkserver(tmp_path, processes):
+    """Under forkserver a worker's parent is the fork server, so the kernel is not asked to end
+    it with ours: a thread of the worker watches our parent instead (worker_channel.Inbox)."""
+    job = Job(tmp_path, "forkserver")
+    try:
+        workers = job.worker_pids()
+        os.kill(job.pid, signal.SIGKILL)
+        status, _, stderr = job.finish()
+        assert status == -signal.SIGKILL, stderr
+        assert processes.still_running(workers, within=2.0) == [], "workers outlived their parent by 2 s"
+    finally:
+        job.kill_leftovers()
