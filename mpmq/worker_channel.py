@@ -15,21 +15,25 @@ process, so no orphan keeps running.
 
 Events leave in batches: when a batch is large, and at most ``FLUSH_INTERVAL`` after the
 first unsent event, so a live display still updates promptly (``worker.py`` adds the flushes
-an item's end calls for).
+an item's end calls for). Only the worker writes to its connection: a process the item forks
+sends through a pipe the worker relays (``fork_relay.py``).
 """
 
 from __future__ import annotations
 
 import _thread
 import atexit
+import contextlib
 import os
 import threading
 import time
+from collections.abc import Iterator
 from multiprocessing import parent_process, util
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from .events import Payload, Ran, Result, Started, encode_batch
+from .fork_relay import ForkRelay
 
 FLUSH_INTERVAL = 0.01
 FLUSH_EVENTS = 2048
@@ -50,31 +54,85 @@ class EventSender:
         self._size = 0
         self._send_lock = threading.Lock()
         self._has_data = threading.Event()
+        self._relays: list[ForkRelay] = []  # one per process the item forked, still sending
+        self._fork_pipe: tuple[int, int] | None = None  # made for the fork in progress
         # Not threading.Thread: its start() waits until the new thread runs, which on a
         # busy machine is milliseconds of a worker's start-up; this thread needs no waiting for.
         _thread.start_new_thread(self._flush_periodically, ())
 
     def follow_forks(self) -> None:
         """Keep this sender sound in a process the item forks, which inherits the worker's
-        logging and so sends its records here too (as under 0.7.0 they reach the parent).
+        logging and so sends its records to the parent too (as under 0.7.0).
 
         The worker sends what it has before the fork, so the item's records keep their order
         around the child's; the child starts with an empty batch (the worker's events are the
-        worker's to send: sent by both, they arrived twice). It gets a lock of its own (the
-        worker's may have been held at the fork, for ever in the child) and sends what is
-        left when it exits; it has no flusher thread, so until then its records leave only in
-        full batches.
+        worker's to send: sent by both, they arrived twice) and a lock of its own (the
+        worker's may have been held at the fork, for ever in the child). The child sends
+        through a pipe of its own, which the worker relays (``fork_relay.py``), and sends what
+        is left when it exits; it has no flusher thread, so until then its records leave only
+        in full batches.
         """
         if hasattr(os, "register_at_fork"):
-            os.register_at_fork(before=self._flush_quietly, after_in_child=self._forked)
+            os.register_at_fork(before=self._before_fork, after_in_parent=self._after_fork,
+                                after_in_child=self._forked)
             util.register_after_fork(self, EventSender._flush_at_process_exit)
 
+    def _before_fork(self) -> None:
+        self._flush_quietly()
+        try:
+            self._fork_pipe = os.pipe()
+        except OSError:  # out of descriptors: the child writes to our connection, as it can
+            self._fork_pipe = None
+
+    def _after_fork(self) -> None:
+        pipe, self._fork_pipe = self._fork_pipe, None
+        if pipe is None:
+            return
+        os.close(pipe[1])
+        relay = ForkRelay(pipe[0])
+        with self._send_lock:
+            self._relays = [*self._relays, relay]  # a new list: a flush may be going through the old
+        _thread.start_new_thread(self._relay_periodically, (relay,))
+
     def _forked(self) -> None:
+        pipe, self._fork_pipe = self._fork_pipe, None
+        for relay in self._relays:  # the worker's to read, not this process's
+            relay.close()
+        self._relays = []
         self._batch = []
         self._size = 0
         self._send_lock = threading.Lock()
         self._has_data = threading.Event()  # nobody waits on it here: emit only sets it
+        if pipe is not None:
+            os.close(pipe[0])
+            self._conn = Connection(pipe[1], readable=False)
         atexit.register(self._flush_quietly)  # a child that exits the usual way
+
+    def _relay_periodically(self, relay: ForkRelay) -> None:
+        """Forward a forked child's frames as they come, until it (and its own forks) are gone."""
+        while not relay.ended:
+            wait([relay.fd])
+            with relay.lock, self._send_lock:
+                relay.forward(self._conn.send_bytes)
+        with self._send_lock:
+            self._relays = [other for other in self._relays if other is not relay]
+        relay.close()
+
+    @contextlib.contextmanager
+    def _sending(self) -> Iterator[None]:
+        """The send lock, with what forked children sent so far forwarded first."""
+        relays = self._relays
+        if not relays:
+            with self._send_lock:
+                yield
+            return
+        with contextlib.ExitStack() as held:
+            for relay in relays:  # always before the send lock (as their thread takes them)
+                held.enter_context(relay.lock)
+            with self._send_lock:
+                for relay in relays:
+                    relay.forward(self._conn.send_bytes)
+                yield
 
     def _flush_at_process_exit(self) -> None:
         # A multiprocessing child ends with os._exit, after its finalizers (not atexit's),
@@ -98,7 +156,7 @@ class EventSender:
             self._has_data.set()
 
     def flush(self) -> None:
-        with self._send_lock:
+        with self._sending():
             batch = self._batch
             count = len(batch)
             if count:
@@ -126,7 +184,7 @@ class EventSender:
         Its event goes out with an empty payload (``Payload()``, which no other result has);
         the parent attaches the next frame from this worker as the pickle (pool.py, _read).
         """
-        with self._send_lock:
+        with self._sending():
             batch = self._batch
             count = len(batch)
             marker = Result(event.offset, event.pid, event.time, Payload())

@@ -365,6 +365,36 @@ def test_what_a_process_forked_by_the_item_logs_arrives_once(lines):
         assert run.got[value] == [f"INFO: item {value} before", *child, f"INFO: item {value} after"]
 
 
+def test_an_item_and_the_process_it_forked_may_log_at_the_same_time():
+    """Both sent to the worker's connection: their frames interleaved mid-frame and the parent
+    waited for ever on a length that was not one. Now every line arrives once, in order."""
+
+    class Lines(MPmq):
+        def process_message(self, offset, message):
+            source, number = message.removeprefix("INFO: ").split(" line ")
+            self.got.setdefault((offset, source), []).append(int(number))
+
+    lines = 30_000
+    run = Lines(workers.child_logs_meanwhile, process_data=[{"value": v, "lines": lines} for v in range(2)],
+                processes_to_start=2, context="fork")
+    run.got = {}
+    assert run.execute() == [0, 0]
+    assert sorted(run.got) == [(0, "child0"), (0, "item0"), (1, "child1"), (1, "item1")]
+    assert all(numbers == list(range(lines)) for numbers in run.got.values())
+
+
+def test_a_process_the_item_forked_killed_while_logging_leaves_the_stream_whole():
+    class Lines(MPmq):
+        def process_message(self, offset, message):
+            source = message.removeprefix("INFO: ").split(" line ")[0]
+            self.got[source] = self.got.get(source, 0) + 1
+
+    run = Lines(workers.child_killed_while_logging, process_data=[{"value": 0, "lines": 1000}], context="fork")
+    run.got = {}
+    assert run.execute() == [-signal.SIGKILL]
+    assert run.got["item0"] == run.got["item0 after"] == 1000 and run.got["child0"] > 0
+
+
 def test_a_process_the_item_forked_and_left_running_does_not_hold_the_run():
     """It holds the worker's pipe and multiprocessing's exit sentinel open; the run still ends
     when the workers do, and leaves that process alone."""
