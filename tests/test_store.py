@@ -26,6 +26,7 @@ from mpmq.events import Done, Error, Log, Payload, Result, Started
 from mpmq.payload import for_rest, for_transit, load
 from mpmq.recording import FORMAT_VERSION, RecordingError, open_recording
 from mpmq.redact import REDACTED, patterns_for, redact, redact_argv
+from mpmq.rows import general_rest, rest_payload, scalar_rest
 from mpmq.state import RunState, reduce
 from mpmq.store import MAX_BUFFER, Recorder
 
@@ -228,6 +229,13 @@ def test_results_rest_as_json_when_exact_else_repr(db, value, json_column, json_
     data = sql(db, "SELECT data FROM events WHERE kind = 'result'")[0][0]
     assert ("json" in json.loads(data)) == bool(json_in_data)
     assert json.loads(data)["repr"] == repr(value)
+
+
+@pytest.mark.parametrize("value", [None, 0, -1, 7, 2**63 - 1, -(2**63), 2**64 - 1])
+def test_none_and_counts_rest_exactly_as_the_general_rule_keeps_them(value):
+    live = for_transit(value)
+    assert live == Payload(json=value)  # they travel as themselves
+    assert rest_payload(live, False) == scalar_rest(live) == general_rest(live, False)
 
 
 def test_pickles_only_with_keep_pickle(db, tmp_path):
