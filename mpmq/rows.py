@@ -8,6 +8,7 @@ flat for multi-row INSERTs, which bind twice as fast as ``executemany`` of singl
 from __future__ import annotations
 
 import functools
+import math
 import pickle
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
@@ -18,7 +19,7 @@ import msgspec
 from .events import AnyEvent, Done, Error, Log, Payload, Result, Started
 from .payload import for_rest, json_or_unset, safe_repr
 from .recording import FORMAT_VERSION
-from .redact import redact, redact_argv
+from .redact import is_secret, redact, redact_argv
 
 HEADER_KEYS = (
     "mpmq_version", "python_version", "platform", "start_method", "function", "handler",
@@ -230,6 +231,43 @@ def general_rest(live: Payload, keep_pickle: bool) -> Rest:
     return Rest(live, text, clean_text(rest.repr or ""), data_text(data), kept)
 
 
+def input_columns(value: Any, patterns: frozenset[str], keep_pickle: bool) -> tuple:
+    """An item's ``input``, ``input_repr`` and ``input_pickle`` columns, redacted."""
+    rest = for_rest(redact(value, patterns), keep_pickle)
+    return checked_json_text(rest.json), clean_text(rest.repr), rest.pickle
+
+
+_PLAIN = frozenset((str, int, bool, type(None)))
+
+
+def flat_input_columns(value: Any, patterns: frozenset[str]) -> tuple | None:
+    """``input_columns`` of the commonest item, a dict of plain values under string keys none
+    of which looks secret, in a quarter of the time; ``None`` for any other item.
+
+    Written before the first worker starts, so a recorded run waits for every item's (4.5 us
+    each in general: 45 ms for 10,000 items).
+    """
+    if type(value) is not dict:
+        return None
+    for key, item in value.items():
+        kind = type(item)
+        if type(key) is not str or (patterns and is_secret(key, patterns)):
+            return None
+        if kind is int:
+            if not -(1 << 63) <= item < (1 << 64):  # JSON text refuses it: the general rule decides
+                return None
+        elif kind is float:
+            if not math.isfinite(item):
+                return None
+        elif kind not in _PLAIN:
+            return None
+    try:
+        text = _encode(value).decode()
+    except (UnicodeEncodeError, msgspec.EncodeError):
+        return None
+    return text, clean_text(safe_repr(value)), None
+
+
 def insert_run(
     conn: sqlite3.Connection,
     header: Mapping[str, Any],
@@ -263,8 +301,7 @@ def item_inputs(run_id: int, inputs: Sequence[Any], patterns: frozenset[str], ke
     """INSERTs of the items table's rows as a run starts: each item's (redacted) input, pending."""
     flat: list[Any] = []
     for offset, value in enumerate(inputs):
-        value = redact(value, patterns)
-        rest = for_rest(value, keep_pickle)
-        flat.extend((offset, checked_json_text(rest.json), clean_text(rest.repr), rest.pickle))
+        columns = None if keep_pickle else flat_input_columns(value, patterns)
+        flat.extend((offset, *(columns or input_columns(value, patterns, keep_pickle))))
     head = 'INSERT INTO items (run_id, "offset", input, input_repr, input_pickle, status) VALUES '
     return multi_row_inserts(head, f"({int(run_id)}, ?, ?, ?, ?, 'pending')", 4, flat, max_variables)

@@ -26,7 +26,7 @@ from mpmq.events import Done, Error, Log, Payload, Result, Started
 from mpmq.payload import for_rest, for_transit, load
 from mpmq.recording import FORMAT_VERSION, RecordingError, open_recording
 from mpmq.redact import REDACTED, patterns_for, redact, redact_argv
-from mpmq.rows import general_rest, rest_payload, scalar_rest
+from mpmq.rows import flat_input_columns, general_rest, input_columns, rest_payload, scalar_rest
 from mpmq.state import RunState, reduce
 from mpmq.store import MAX_BUFFER, Recorder
 
@@ -236,6 +236,21 @@ def test_none_and_counts_rest_exactly_as_the_general_rule_keeps_them(value):
     live = for_transit(value)
     assert live == Payload(json=value)  # they travel as themselves
     assert rest_payload(live, False) == scalar_rest(live) == general_rest(live, False)
+
+
+FLAT = [{}, {"n": 1}, {"a": 1.5, "b": -0.0, "c": "x", "d": None, "e": True, "f": 2**64 - 1, "g": -(2**63)},
+        {"name": "é\u2028\n\"q\""}, {"s": "x" * 20_000}]
+NOT_FLAT = [{"n": 2**64}, {"x": float("nan")}, {"x": float("inf")}, {1: "int key"}, {"t": (1, 2)},
+            {"l": [1]}, {"nested": {"a": 1}}, {"db_password": "hunter2"}, {"bad": "\udcff"}, [1, 2], "text", None]
+
+
+@pytest.mark.parametrize("value", FLAT + NOT_FLAT)
+def test_flat_items_inputs_rest_exactly_as_the_general_rule_keeps_them(value):
+    patterns = patterns_for(True)
+    fast = flat_input_columns(value, patterns)
+    assert (fast is not None) == (value in FLAT)
+    if fast is not None:
+        assert fast == input_columns(value, patterns, False)
 
 
 def test_pickles_only_with_keep_pickle(db, tmp_path):
