@@ -286,16 +286,20 @@ def test_a_subclass_written_for_0_2_gets_results_in_process_data_and_finished_pr
     assert run.finished_processes[0]["duration"] == "0:00:00"
 
 
+class KindsByItem(MPmq):
+    """Notes the kind of every event ``process_event`` receives, per item."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kinds = {}
+
+    def process_event(self, event):
+        self.kinds.setdefault(event.offset, []).append(type(event).__name__)
+        super().process_event(event)
+
+
 def test_every_event_reaches_process_event_in_order_per_item(method):
-    class Typed(MPmq):
-        def __init__(self, *a, **k):
-            super().__init__(*a, **k)
-            self.kinds = {}
-
-        def process_event(self, event):
-            self.kinds.setdefault(event.offset, []).append(type(event).__name__)
-
-    run = Typed(workers.fail_on, process_data=[{"value": i, "bad": 2} for i in range(4)], context=method)
+    run = KindsByItem(workers.fail_on, process_data=[{"value": i, "bad": 2} for i in range(4)], context=method)
     run.execute()
     for offset, kinds in run.kinds.items():
         last = ["Error", "Done"] if offset == 2 else ["Result", "Done"]
@@ -485,17 +489,8 @@ def test_items_that_log_nothing_travel_as_one_event_when_nobody_watches_them(met
 
 
 def test_whoever_watches_gets_started_result_and_done_of_every_item_in_order(method, tmp_path):
-    class Typed(MPmq):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.kinds = {}
-
-        def process_event(self, event):
-            self.kinds.setdefault(event.offset, []).append(type(event).__name__)
-            super().process_event(event)
-
     data = [{"value": i} for i in range(100)]
-    typed = Typed(workers.pid_of, process_data=data, processes_to_start=2, context=method)
+    typed = KindsByItem(workers.pid_of, process_data=data, processes_to_start=2, context=method)
     typed.execute()
     assert typed.kinds == {i: ["Started", "Result", "Done"] for i in range(100)}
 
