@@ -67,13 +67,19 @@ class FrameReader:
                 self._filled = available - start
                 self._frame[: self._filled] = view[start:available]
                 self._start = self._end = 0
-                return frames + self._fill()
+                try:
+                    return frames + self._fill()
+                except (BlockingIOError, EOFError):  # the frames before it are whole: hand them out;
+                    return frames  # the next read goes on filling it (or finds the end)
             break
         self._start = position
         return frames
 
     def _fill(self) -> list:
-        """Read the rest of a large frame now: its writer is busy sending it, so this ends soon."""
+        """Read the rest of a large frame now: its writer is busy sending it, so this ends soon.
+
+        On a non-blocking descriptor (a dead worker's pipe being drained, a forked child's
+        relay) it raises ``BlockingIOError`` when the pipe runs dry, keeping what it read."""
         frame = self._frame
         assert frame is not None
         view = memoryview(frame)

@@ -369,18 +369,18 @@ def test_what_a_process_forked_by_the_item_logs_arrives_once(lines):
         assert run.got[value] == [f"INFO: item {value} before", *child, f"INFO: item {value} after"]
 
 
-def test_an_item_and_the_process_it_forked_may_log_at_the_same_time():
+@pytest.mark.parametrize("lines, pad", [(30_000, 0), (3_000, 300)])  # pad: frames beyond the reader's buffer
+def test_an_item_and_the_process_it_forked_may_log_at_the_same_time(lines, pad):
     """Both sent to the worker's connection: their frames interleaved mid-frame and the parent
     waited for ever on a length that was not one. Now every line arrives once, in order."""
 
     class Lines(MPmq):
         def process_message(self, offset, message):
             source, number = message.removeprefix("INFO: ").split(" line ")
-            self.got.setdefault((offset, source), []).append(int(number))
+            self.got.setdefault((offset, source), []).append(int(number.split()[0]))
 
-    lines = 30_000
-    run = Lines(workers.child_logs_meanwhile, process_data=[{"value": v, "lines": lines} for v in range(2)],
-                processes_to_start=2, context="fork")
+    data = [{"value": v, "lines": lines, "pad": pad} for v in range(2)]
+    run = Lines(workers.child_logs_meanwhile, process_data=data, processes_to_start=2, context="fork")
     run.got = {}
     assert run.execute() == [0, 0]
     assert sorted(run.got) == [(0, "child0"), (0, "item0"), (1, "child1"), (1, "item1")]

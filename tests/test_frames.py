@@ -40,3 +40,31 @@ def test_small_frames_split_across_reads_and_a_buffer_reused_many_times():
 def test_frames_at_and_beyond_the_buffer_size(size):
     messages = [b"a" * 10, os.urandom(size), b"b" * 10] * 3
     assert frames_through_a_pipe(messages) == messages
+
+
+def test_on_a_non_blocking_pipe_whole_frames_before_a_partial_large_one_are_not_lost():
+    """A dead worker's pipe is drained, and a forked child's relay read, without blocking:
+    the frames that arrived whole must come out even when a large one is cut short."""
+    fcntl = pytest.importorskip("fcntl")
+    if not hasattr(fcntl, "F_SETPIPE_SZ"):
+        pytest.skip("needs a pipe larger than a frame: Linux's F_SETPIPE_SZ")
+    read_fd, write_fd = os.pipe()
+    fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, 1 << 20)  # room for all of it, written up front
+    os.set_blocking(read_fd, False)
+    writer = multiprocessing.connection.Connection(write_fd, readable=False)
+    reader = FrameReader(read_fd)
+    large = os.urandom(READ_SIZE + 10)
+    framed = len(large).to_bytes(4, "big") + large
+    writer.send_bytes(b"first")
+    os.write(write_fd, framed[: READ_SIZE // 2])  # the large frame, cut short for now
+    assert [bytes(frame) for frame in reader.read()] == [b"first"]
+    with pytest.raises(BlockingIOError):
+        reader.read()  # nothing more yet: the partial frame is kept
+    os.write(write_fd, framed[READ_SIZE // 2 :])
+    writer.send_bytes(b"last")
+    assert [bytes(frame) for frame in reader.read()] == [large]
+    assert [bytes(frame) for frame in reader.read()] == [b"last"]
+    writer.close()
+    with pytest.raises(EOFError):
+        reader.read()
+    os.close(read_fd)
