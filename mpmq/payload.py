@@ -37,6 +37,11 @@ class Unpickled:
         return hash(self.repr)
 
 
+def is_wire_int(value: Any) -> bool:
+    """An ``int`` (not a subclass) that msgpack carries and JSON text stores exactly: 64 bits."""
+    return type(value) is int and -(1 << 63) <= value < (1 << 64)
+
+
 def for_transit(value: Any) -> Payload:
     """A value for the trip from a worker to the parent, arriving with its exact type.
 
@@ -49,7 +54,7 @@ def for_transit(value: Any) -> Payload:
     if (
         value is None
         or kind is bool
-        or (kind is int and -(1 << 63) <= value < (1 << 64))
+        or is_wire_int(value)
         or (kind is float and value == value and value not in (float("inf"), float("-inf")))
         or (kind is str and len(value) <= _INLINE_TEXT)
     ):

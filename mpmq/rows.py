@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from .events import AnyEvent, Done, Error, Log, Payload, Result, Started
-from .payload import for_rest, json_or_unset, safe_repr
+from .payload import for_rest, is_wire_int, json_or_unset, safe_repr
 from .recording import FORMAT_VERSION
 from .redact import is_secret, redact, redact_argv
 
@@ -198,7 +198,7 @@ def rest_payload(live: Payload, keep_pickle: bool) -> Rest:
     value = live.json
     if (
         not keep_pickle and live.pickle is None and live.repr is None
-        and (value is None or (type(value) is int and -(1 << 63) <= value < (1 << 64)))
+        and (value is None or is_wire_int(value))
     ):
         return scalar_rest(live)
     return general_rest(live, keep_pickle)
@@ -254,7 +254,7 @@ def flat_input_columns(value: Any, patterns: frozenset[str]) -> tuple | None:
         if type(key) is not str or (patterns and is_secret(key, patterns)):
             return None
         if kind is int:
-            if not -(1 << 63) <= item < (1 << 64):  # JSON text refuses it: the general rule decides
+            if not is_wire_int(item):  # JSON text refuses it: the general rule decides
                 return None
         elif kind is float:
             if not math.isfinite(item):
