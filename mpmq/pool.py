@@ -8,7 +8,8 @@
 ``receive`` is the parent's one blocking point: a single poll over every worker's pipe and
 process sentinel (as CPython's ProcessPoolExecutor waits on its result reader and sentinels,
 here with one ``select.poll`` kept for the run rather than a selector built per wait), with a
-timeout only when an item deadline is due. ``handle.py`` is the parent's end of one worker;
+timeout only when an item deadline is due. ``handle.py`` is the parent's end of one worker,
+``chunks.py`` packs a chunk for a worker that did not inherit the items;
 on Linux its sentinel is a pidfd, so a process the item forked and left running (holding the
 worker's pipe and multiprocessing's sentinel open) cannot hide the worker's exit.
 A worker that dies is noticed through its sentinel at once: the item it was running fails
@@ -27,9 +28,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from multiprocessing import util
-from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
+from . import chunks
 from .errors import ItemCancelled, ItemTimeout, WorkerDied, qualified_name
 from .events import Done, Error, Ran, Started, expand
 from .handle import WorkerHandle
@@ -37,7 +38,6 @@ from .handle import WorkerHandle
 MAX_CHUNK = 512
 CHUNK_SECONDS = 0.002  # the least work a chunk holds once item times are known
 BUSY_SEND_LIMIT = 64 * 1024  # bytes: well inside a socket pair's buffer
-CHUNK_BYTES = 4 << 20  # a chunk of large items is cut down to about this size
 TERMINATE_GRACE = 1.0
 
 
@@ -241,7 +241,7 @@ class WorkerPool:
             elif self.pending and self.max_items == 1:
                 offset = self.pending.popleft()
                 self._spawn(first=[(offset, self.items[offset])])
-            elif self.pending and not self._inherit and not self._transportable(self.pending[0]):
+            elif self.pending and not self._inherit and not chunks.transportable(self.items[self.pending[0]]):
                 self.inherit_only.append(self.pending.popleft())  # no regular worker for it
             elif self.pending:
                 self._feed(self._spawn(first=None))
@@ -289,40 +289,15 @@ class WorkerPool:
         if self._inherit:
             worker.send(offsets, None)
             return True
-        items = [self.items[offset] for offset in offsets]
-        try:
-            blob = bytes(ForkingPickler.dumps(items))
-        except Exception:
-            # Some items (e.g. holding a multiprocessing.Queue) can only reach a process when
-            # it starts: give those a process of their own, as 0.7.0 did for every item.
-            blob, offsets = self._split_transportable(offsets)
-            if not offsets:
-                return True
-        while len(blob) > CHUNK_BYTES and len(offsets) > 1:  # large items: smaller chunks
-            half = len(offsets) // 2
-            self.pending.extendleft(reversed(offsets[half:]))
-            offsets = offsets[:half]
-            blob = bytes(ForkingPickler.dumps([self.items[offset] for offset in offsets]))
-        if worker.held and len(blob) > BUSY_SEND_LIMIT:
-            self.pending.extendleft(reversed(offsets))
+        packed = chunks.pack(self.items, offsets)
+        self.inherit_only.extend(packed.at_start_only)
+        self.pending.extendleft(reversed(packed.later))
+        if not packed.offsets:
+            return True
+        if worker.held and len(packed.blob) > BUSY_SEND_LIMIT:
+            self.pending.extendleft(reversed(packed.offsets))
             return False
-        worker.send(offsets, blob)
-        return True
-
-    def _split_transportable(self, offsets: list[int]) -> tuple[bytes, list[int]]:
-        ok = []
-        for offset in offsets:
-            if self._transportable(offset):
-                ok.append(offset)
-            else:
-                self.inherit_only.append(offset)
-        return bytes(ForkingPickler.dumps([self.items[o] for o in ok])), ok
-
-    def _transportable(self, offset: int) -> bool:
-        try:
-            ForkingPickler.dumps(self.items[offset])
-        except Exception:
-            return False
+        worker.send(packed.offsets, packed.blob)
         return True
 
     def _spawn(self, first: list | None) -> WorkerHandle:
