@@ -14,8 +14,8 @@ A recording is never worth a run: a write that fails mid-run (disk full, sqlite 
 the recording, keeps the reason in ``Recorder.failure`` for the engine to report, and never
 raises into the run.
 
-The tables (``recording.py`` defines them) are created with sqlite-utils; the hot path uses the
-raw connection with multi-row INSERTs, several times faster than ``insert_all``.
+The tables are format 1's, as ``recording.py`` freezes them; rows go in through multi-row
+INSERTs on the raw connection, several times faster than sqlite-utils' ``insert_all``.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-from sqlite_utils import Database
 
 from . import fork_guard
 from .events import AnyEvent, Result
@@ -133,7 +131,7 @@ class Recorder:
         try:
             # A URI, so that no name (":memory:", "file:...") is taken as anything but a file.
             conn = sqlite3.connect(f"{Path(path).as_uri()}?mode=rw", uri=True, timeout=5.0, check_same_thread=False)
-            version = read_format(conn, path)
+            read_format(conn, path)  # refuse a foreign file before changing anything in it
             # SQLite creates the -wal and -shm files with the database file's permissions, so
             # they are 0600 too; synchronous=NORMAL in WAL mode keeps every commit atomic.
             conn.execute("PRAGMA journal_mode = WAL")
@@ -141,13 +139,15 @@ class Recorder:
             # SQLite's default checkpoint every ~4 MB (1,000 pages), done by the writer thread
             # during the run, leaves little for closing to copy after the run (measured: a
             # 40 MB interval made the 100,000-log recording 10 % slower end to end).
-            db = Database(conn)
-            with db.atomic():
-                if version is None:
-                    create_schema(db)
-                run_id = insert_run(conn, header, inputs, shared_data, patterns, keep_pickle)
-                for sql, rows in item_inputs(run_id, inputs, patterns, keep_pickle, max_variables(conn)):
-                    conn.executemany(sql, rows)
+            # One transaction: a run is in the file with all its items, or not at all. Read the
+            # format again inside it: another run may have created the tables meanwhile.
+            conn.execute("BEGIN IMMEDIATE")
+            if read_format(conn, path) is None:
+                create_schema(conn)
+            run_id = insert_run(conn, header, inputs, shared_data, patterns, keep_pickle)
+            for sql, rows in item_inputs(run_id, inputs, patterns, keep_pickle, max_variables(conn)):
+                conn.executemany(sql, rows)
+            conn.commit()
         except (sqlite3.Error, OSError) as exc:
             _abandon(conn, path, created)
             raise RecordingError(f"cannot record to {path}: {exc}") from None

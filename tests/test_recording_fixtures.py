@@ -9,8 +9,12 @@ changes: bump FORMAT_VERSION, add ``format-N.db`` with its own test, keep the ol
 from __future__ import annotations
 
 import hashlib
+import json
 import pickle
 import shutil
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
@@ -19,7 +23,7 @@ import pytest
 from fixtures import make_recordings
 from mpmq.events import Done, Error, Log, Payload, Result, Started
 from mpmq.payload import Unpickled, load
-from mpmq.recording import open_recording
+from mpmq.recording import APPLICATION_ID, open_recording
 from mpmq.state import RunState, reduce
 from mpmq.store import Recorder
 
@@ -169,3 +173,41 @@ def test_the_writer_still_writes_format_1_as_recorded(tmp_path):
     fresh = tmp_path / "fresh.db"
     make_recordings.build(fresh)
     assert make_recordings.rows(fresh) == make_recordings.rows(FORMAT_1)
+
+
+def schema(path: Path) -> tuple:
+    """A file's tables and indexes as SQLite stores their definitions, and its application id."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        objects = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name").fetchall()
+        return objects, conn.execute("PRAGMA application_id").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_the_writer_still_creates_format_1_tables_as_recorded(tmp_path):
+    """The same table definitions, word for word, whatever sqlite-utils is installed (3.x would
+    have declared FLOAT and [names] where the fixture, made with 4.x, has REAL and "names")."""
+    fresh = tmp_path / "fresh.db"
+    make_recordings.build(fresh)
+    assert schema(fresh) == schema(FORMAT_1)
+    assert schema(fresh)[1] == APPLICATION_ID
+
+
+def test_a_fresh_recording_reads_with_the_sqlite_utils_cli(tmp_path):
+    """The README's promise, through the real command: plain tables, JSON queryable in SQL."""
+    fresh = tmp_path / "fresh.db"
+    make_recordings.build(fresh)
+
+    def cli(*args: str) -> list:
+        done = subprocess.run([sys.executable, "-m", "sqlite_utils", *args], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    counts = {t["table"]: t["count"] for t in cli("tables", str(fresh), "--counts")}
+    assert counts == {"mpmq_meta": 2, "runs": 2, "items": 5, "events": 18}
+    failed = cli("query", str(fresh), "SELECT offset, json_extract(input, '$.n') AS n, error_type FROM items"
+                 " WHERE run_id = 1 AND status = 'failed'")  # fmt: skip
+    assert failed == [{"offset": 2, "n": 2, "error_type": "builtins.ValueError"}]
+    indexes = {i["index_name"] for i in cli("indexes", str(fresh), "events")}
+    assert indexes == {"events_by_item", "sqlite_autoindex_events_1"}

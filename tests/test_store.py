@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import platform
 import select
 import signal
 import sqlite3
@@ -297,6 +298,21 @@ def test_header_is_written_and_readable_as_plain_json(db):
         '["when"]',
     )
     assert sql(db, "SELECT key, value FROM mpmq_meta WHERE key = 'format_version'") == [("format_version", "1")]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="platform.platform() names the OS otherwise")
+def test_header_platform_is_platform_platform_without_its_subprocess():
+    # platform.platform() runs `uname -p` (7 ms before a recorded run's first worker) for a
+    # processor name it leaves out on Linux; the header's name is the same string without it.
+    code = (
+        "import platform, subprocess\n"
+        "from mpmq.recording_session import platform_name\n"
+        "def refuse(*a, **k): raise AssertionError('ran a subprocess')\n"
+        "subprocess.check_output = refuse\n"
+        "print(platform_name())\n"
+    )
+    name = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert name == platform.platform()
 
 
 def test_unknown_header_key_is_refused(db):
