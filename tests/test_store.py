@@ -454,6 +454,43 @@ def test_append_batch_is_append_per_event(db, tmp_path):
     assert got == [(seq, T0 if seq < 7 else T0 + 1, at_rest(e)) for seq, e in enumerate(events)]
 
 
+def log_lines(offset, pid, count, t=T0):
+    return [Log(offset=offset, pid=pid, time=t + n / 1e6, level=10 + n % 3, logger=f"lg{n % 2}", message=f"#{n}")
+            for n in range(count)]  # fmt: skip
+
+
+@pytest.mark.parametrize("batch", [1, 7, 500, 10_000])
+def test_batches_write_the_rows_one_event_at_a_time_writes(db, batch):
+    """Rows are packed by shape into multi-row INSERTs (rows.py): however the events come in
+    batches, and wherever a statement is cut, the rows are those of events appended one by one."""
+    events = (
+        item_events(0, logs=3)[:-2]
+        + log_lines(0, 100, 700)  # more than a full statement's worth (200 rows)
+        + [Log(offset=0, pid=100, time=T0, level=40, logger="work", message="x", exc_text=TRACEBACK)]
+        + log_lines(0, 100, 9)
+        + log_lines(1, 101, 5)
+        + log_lines(1, 4242, 40)  # another pid: a process the item forked
+        + log_lines(0, 100, 8)
+        + item_events(0, logs=0)[1:]
+        + log_lines(1, 101, 300)
+        + [Done(offset=1, pid=101, time=T0 + 2)]
+    )
+    one_by_one = str(Path(db).with_name("one.db"))
+    rec = Recorder.open(one_by_one, header(), [{}] * 2, {})
+    for seq, event in enumerate(events):
+        rec.append(seq, T0 + 1 + seq // batch, event)
+    rec.close()
+    rec = Recorder.open(db, header(), [{}] * 2, {})
+    for first in range(0, len(events), batch):
+        rec.append_batch(first, T0 + 1 + first // batch, events[first : first + batch])
+    rec.close()
+    query = "SELECT * FROM events ORDER BY seq"
+    assert sql(db, query) == sql(one_by_one, query)
+    assert [row[0] for row in sql(db, "SELECT seq FROM events ORDER BY seq")] == list(range(len(events)))
+    with open_recording(db) as r:
+        assert [e for _, _, e in r.events()] == [at_rest(e) for e in events]
+
+
 def test_lone_surrogates_are_stored_escaped_not_lost(db):
     name = os.fsdecode(b"caf\xe9.txt")  # an undecodable file name, as os.listdir gives it
     events = [Log(offset=0, pid=1, time=T0, level=20, logger="w", message=f"opened {name}", exc_text=name)]
