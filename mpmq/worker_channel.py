@@ -68,9 +68,9 @@ class EventSender:
         around the child's; the child starts with an empty batch (the worker's events are the
         worker's to send: sent by both, they arrived twice) and a lock of its own (the
         worker's may have been held at the fork, for ever in the child). The child sends
-        through a pipe of its own, which the worker relays (``fork_relay.py``), and sends what
-        is left when it exits; it has no flusher thread, so until then its records leave only
-        in full batches.
+        through a pipe of its own, which the worker relays (``fork_relay.py``), and gets a
+        flusher thread of its own (threads do not survive a fork), so what it logs leaves as
+        promptly as the worker's; what is left goes when it exits.
         """
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(before=self._before_fork, after_in_parent=self._after_fork,
@@ -102,11 +102,14 @@ class EventSender:
         self._batch = []
         self._size = 0
         self._send_lock = threading.Lock()
-        self._has_data = threading.Event()  # nobody waits on it here: emit only sets it
+        self._has_data = threading.Event()
         if pipe is not None:
             os.close(pipe[0])
             self._conn = Connection(pipe[1], readable=False)
         atexit.register(self._flush_quietly)  # a child that exits the usual way
+        # Threads do not survive a fork: without a flusher of its own, what the child logs
+        # would wait for a full batch or its exit, minutes later for a child that idles.
+        _thread.start_new_thread(self._flush_periodically, ())
 
     def _relay_periodically(self, relay: ForkRelay) -> None:
         """Forward a forked child's frames as they come, until it (and its own forks) are gone."""

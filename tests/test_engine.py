@@ -8,6 +8,7 @@ import pickle
 import queue
 import signal
 import sqlite3
+import time
 from collections import deque
 
 import pytest
@@ -385,6 +386,22 @@ def test_an_item_and_the_process_it_forked_may_log_at_the_same_time(lines, pad):
     assert run.execute() == [0, 0]
     assert sorted(run.got) == [(0, "child0"), (0, "item0"), (1, "child1"), (1, "item1")]
     assert all(numbers == list(range(lines)) for numbers in run.got.values())
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_what_a_process_forked_by_the_item_logs_arrives_while_it_runs(start_method):
+    """It has a flusher of its own, like its worker: a line it logs reaches the handler
+    promptly, not when it next fills a batch or exits (here 2 s later)."""
+
+    class Arrivals(MPmq):
+        def process_message(self, offset, message):
+            self.arrived[message] = time.time()
+
+    run = Arrivals(workers.child_logs_then_sleeps, process_data=[{"value": 0, "seconds": 2.0}],
+                   context=start_method)  # fmt: skip
+    run.arrived = {}
+    [child_ended] = run.execute()
+    assert run.arrived["INFO: child0 logged"] < child_ended - 1.0
 
 
 def test_a_process_the_item_forked_killed_while_logging_leaves_the_stream_whole():
