@@ -134,7 +134,7 @@ class Recorder:
             read_format(conn, path)  # refuse a foreign file before changing anything in it
             # SQLite creates the -wal and -shm files with the database file's permissions, so
             # they are 0600 too; synchronous=NORMAL in WAL mode keeps every commit atomic.
-            conn.execute("PRAGMA journal_mode = WAL")
+            _enter_wal(conn, timeout=5.0)
             conn.execute("PRAGMA synchronous = NORMAL")
             # SQLite's default checkpoint every ~4 MB (1,000 pages), done by the writer thread
             # during the run, leaves little for closing to copy after the run (measured: a
@@ -375,6 +375,26 @@ def _create_or_check(path: str) -> bool:
         raise RecordingError(f"cannot record to {path}: the file is not writable")
     check_sqlite_file(path)
     return False
+
+
+def _enter_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """``PRAGMA journal_mode = WAL``, retried while the file is locked.
+
+    When several runs start into one file at once, SQLite refuses the switch with "database is
+    locked" straight away rather than waiting its busy timeout as other statements do, and all
+    but one of the runs failed to record.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)  # another connection holds the lock for a moment: wait, do not spin
+        pause = min(pause * 2, 0.05)
 
 
 def _abandon(conn: sqlite3.Connection | None, path: str, created: bool) -> None:

@@ -7,6 +7,7 @@ the engine feeds it (append per event, maybe_commit per wake-up, finish with the
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import pickle
 import platform
@@ -424,6 +425,35 @@ def test_several_runs_in_one_file(db):
     with open_recording(db) as r:
         assert [run.id for run in r.runs()] == [1, 2]
         assert r.run().id == 2 and len(r.items(1)) == 5 and len(r.items()) == 1
+
+
+def _start_a_run_with_the_others(path, barrier, results):
+    barrier.wait()
+    try:
+        rec, _ = record(path, item_events(0), 1)
+        results.put(rec.run_id if rec.failure is None else rec.failure)
+    except Exception as exc:
+        results.put(repr(exc))
+
+
+def test_runs_started_at_once_into_one_new_file_are_all_recorded(tmp_path):
+    """SQLite refused the switch to WAL ("database is locked") at once instead of waiting, and
+    two runs could both find the file empty and both create its tables: most runs failed."""
+    context = multiprocessing.get_context("fork")
+    for attempt in range(10):  # the collisions are a race: give them several chances
+        path = str(tmp_path / f"at-once-{attempt}.db")
+        barrier, results = context.Barrier(8), context.Queue()
+        runs = [context.Process(target=_start_a_run_with_the_others, args=(path, barrier, results))
+                for _ in range(8)]  # fmt: skip
+        for run in runs:
+            run.start()
+        outcomes = [results.get(timeout=60) for _ in runs]
+        for run in runs:
+            run.join()
+        assert [outcome for outcome in outcomes if not isinstance(outcome, int)] == []
+        assert sorted(outcomes) == list(range(1, 9))
+        assert sql(path, "SELECT id, status FROM runs ORDER BY id") == [(n, "succeeded") for n in range(1, 9)]
+        assert sql(path, "SELECT count(*) FROM events") == [(8 * len(item_events(0)),)]
 
 
 def test_maybe_commit_waits_for_its_interval_and_a_full_buffer_commits(db):
