@@ -224,9 +224,14 @@ class Recorder:
         self.append = self.append_batch = self.maybe_commit = _ignore  # type: ignore[method-assign]
         try:
             # Back to a single self-contained file, easy to copy and share. Another connection
-            # (a concurrent run, a reader) may hold it: then leave it in WAL mode, don't wait.
+            # (a concurrent run, a reader) may hold it: then it stays in WAL mode, without
+            # waiting, but with the log copied into the file itself all the same. A reader
+            # cannot do that when it closes last, and people share the file without its -wal.
             conn.execute("PRAGMA busy_timeout = 0")
-            conn.execute("PRAGMA journal_mode = DELETE")
+            try:
+                conn.execute("PRAGMA journal_mode = DELETE")
+            except sqlite3.OperationalError:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error:
             pass
         finally:

@@ -12,6 +12,7 @@ import os
 import pickle
 import platform
 import select
+import shutil
 import signal
 import sqlite3
 import stat
@@ -425,6 +426,27 @@ def test_several_runs_in_one_file(db):
     with open_recording(db) as r:
         assert [run.id for run in r.runs()] == [1, 2]
         assert r.run().id == 2 and len(r.items(1)) == 5 and len(r.items()) == 1
+
+
+def test_a_reader_open_as_the_run_ends_still_leaves_everything_in_the_file_itself(db, tmp_path):
+    """Someone watching a run (``mpmq-replay`` on a live file) keeps the write-ahead log from
+    being folded back as the run closes. The file itself must still hold the whole run: people
+    copy and share just ``run.db``, not its -wal."""
+    events = sample_events()
+    rec = Recorder.open(db, header(), [{"n": o} for o in range(5)], {})
+    state = RunState.new(5)
+    for seq, event in enumerate(events):
+        rec.append(seq, T0 + seq, event)
+        reduce(state, event)
+    rec.maybe_commit(time.monotonic())
+    with open_recording(db) as watcher:
+        assert len(list(watcher.events())) == len(events)
+        rec.finish("succeeded", state)
+        shared = tmp_path / "shared.db"
+        shutil.copyfile(db, shared)  # the file alone, as it is handed on while the watcher looks
+    with open_recording(shared) as r:
+        assert r.run().status == "succeeded"
+        assert [e for _, _, e in r.events()] == [at_rest(e) for e in events]
 
 
 def _start_a_run_with_the_others(path, barrier, results):
