@@ -245,21 +245,46 @@ PR_SET_PDEATHSIG = 1
 
 
 def die_with_parent(parent_pid: int) -> bool:
-    """Linux: have the kernel kill this worker when the parent dies.
+    """Linux: have the kernel kill this worker when its parent process dies.
 
     Unlike a thread watching the parent (``worker_channel.Inbox``, used where this returns
-    False: other systems, and forkserver, whose workers' parent is the fork server), the
-    kernel's signal ends even an item stuck in C code holding the GIL. True when armed.
+    False), the kernel's signal ends even an item stuck in C code holding the GIL. Under
+    forkserver the worker's parent is the fork server, which exits when the engine's process
+    does: the signal is asked for all the same, but False is returned, so that the thread
+    watches the engine's process too. False on other systems.
     """
-    if not sys.platform.startswith("linux") or os.getppid() != parent_pid:
+    if not sys.platform.startswith("linux"):
         return False
+    parent = os.getppid()
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):  # no prctl here: the inbox watches the parent instead
         return False
-    if os.getppid() != parent_pid:
+    if os.getppid() != parent:
         os._exit(70)  # the parent died before the kernel was asked to tell us
-    return True
+    if parent == parent_pid:
+        return True
+    _let_the_fork_server_go()
+    return False
+
+
+def _let_the_fork_server_go() -> None:
+    """Close this worker's copy of the pipe that keeps the fork server running.
+
+    multiprocessing hands it to every process the server starts (for them to start processes
+    through it too), and the server runs until the last copy closes: so it outlived a killed
+    engine for as long as a worker did, and the workers' signal, due when it exits, never came.
+    A process this worker starts under forkserver gets a fork server of its own, as before.
+    """
+    server = getattr(sys.modules.get("multiprocessing.forkserver"), "_forkserver", None)
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if fd is None or getattr(server, "_forkserver_pid", None) is not None:
+        return  # nothing inherited, or a server this process started itself
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+    server._forkserver_alive_fd = None  # type: ignore[union-attr]
 
 
 def running_slot(context: Any) -> Any:

@@ -188,10 +188,12 @@ def test_workers_exit_when_the_parent_is_killed(job, processes):
     assert processes.still_running(workers, within=2.0) == [], "workers outlived their parent by 2 s"
 
 
-def test_workers_exit_when_the_parent_is_killed_under_forkserver(tmp_path, processes):
-    """Under forkserver a worker's parent is the fork server, so the kernel is not asked to end
-    it with ours: a thread of the worker watches our parent instead (worker_channel.Inbox)."""
-    job = Job(tmp_path, "forkserver")
+@pytest.mark.parametrize("items", ["sleep", "gil"])
+def test_workers_exit_when_the_parent_is_killed_under_forkserver(tmp_path, processes, items):
+    """Under forkserver a worker's parent is the fork server, which exits when ours does: the
+    kernel ends the worker with it, even one stuck in C code holding the GIL (``gil``), and a
+    thread of the worker watches our parent too (worker_channel.Inbox)."""
+    job = Job(tmp_path, "forkserver", *([items] if items != "sleep" else []))
     try:
         workers = job.worker_pids()
         os.kill(job.pid, signal.SIGKILL)
