@@ -10,8 +10,9 @@ event sends: the parent sends a busy worker only chunks that fit the connection'
 (offsets under fork; ``pool.BUSY_SEND_LIMIT`` otherwise, at most two outstanding), and a
 larger chunk only to a worker that has finished everything it held, which is waiting in
 ``Inbox.get``. When the parent dies the kernel kills the worker (``worker.die_with_parent``);
-where it cannot be asked to, a thread that only waits on the parent's sentinel exits the
-process, so no orphan keeps running.
+where it cannot be asked to, and under forkserver (where it is asked through the fork server),
+a thread that only waits on the parent's sentinel exits the process too, so no orphan keeps
+running.
 
 Events leave in batches: when a batch is large, and at most ``FLUSH_INTERVAL`` after the
 first unsent event, so a live display still updates promptly (``worker.py`` adds the flushes
