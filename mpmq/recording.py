@@ -7,8 +7,8 @@ validated into its type, and nothing unpickled: pickles come back as bytes insid
 and ``mpmq.payload.load(payload, allow_pickle)`` decides. Every problem is one
 ``RecordingError`` line naming the file.
 
-The format itself lives here too (its tables, its version, the checks that recognise it), so
-the writer (``store.py``) and the reader agree on what a recording is.
+The format (its tables, its version, the checks that recognise it) is ``recording_file.py``'s,
+shared with the writer (``store.py``).
 """
 
 from __future__ import annotations
@@ -22,158 +22,11 @@ from typing import Any
 import msgspec
 
 from .events import AnyEvent, Done, Error, Log, Payload, Result, Started
+from .recording_file import FORMAT_VERSION, RecordingError, check_sqlite_file, read_format
 
-FORMAT_VERSION = 1  # the newest format this mpmq reads and the one it writes
-SQLITE_MAGIC = b"SQLite format 3\x00"
-APPLICATION_ID = 0x6D706D71  # b"mpmq", in the SQLite header for tools like file(1)
+__all__ = ["FORMAT_VERSION", "ItemRecord", "Recording", "RecordingError", "RunInfo", "open_recording"]
 
 _decode = msgspec.json.decode
-
-
-class RecordingError(ValueError):
-    """A recording cannot be written or read; the one-line message names the file and the problem."""
-
-
-# Format 1's tables, exactly as sqlite-utils 4 declared them when format 1 was released. The
-# text is frozen here rather than generated at run time: a format cannot depend on the installed
-# sqlite-utils (3.x writes FLOAT and [names] where 4.x writes REAL and "names"), and importing
-# sqlite-utils cost ~45 ms, a sixth of a recorded 100,000-log run, before its first worker.
-FORMAT_1_SCHEMA = (
-    """CREATE TABLE "mpmq_meta" (
-   "key" TEXT PRIMARY KEY,
-   "value" TEXT
-)""",
-    """CREATE TABLE "runs" (
-   "id" INTEGER PRIMARY KEY,
-   "format_version" INTEGER,
-   "mpmq_version" TEXT,
-   "python_version" TEXT,
-   "platform" TEXT,
-   "start_method" TEXT,
-   "function" TEXT,
-   "handler" TEXT,
-   "processes_to_start" INTEGER,
-   "error_policy" TEXT,
-   "command_line" TEXT,
-   "started_at" REAL,
-   "ended_at" REAL,
-   "utc_offset" INTEGER,
-   "status" TEXT,
-   "item_count" INTEGER,
-   "succeeded" INTEGER,
-   "failed" INTEGER,
-   "shared_data" TEXT,
-   "shared_data_repr_keys" TEXT,
-   "shared_data_pickle" BLOB,
-   "options" TEXT,
-   "parent_run" INTEGER,
-   "recording_error" TEXT
-)""",
-    """CREATE TABLE "items" (
-   "run_id" INTEGER REFERENCES "runs"("id"),
-   "offset" INTEGER,
-   "input" TEXT,
-   "input_repr" TEXT,
-   "input_pickle" BLOB,
-   "status" TEXT,
-   "pid" INTEGER,
-   "started_at" REAL,
-   "ended_at" REAL,
-   "duration" REAL,
-   "result" TEXT,
-   "result_repr" TEXT,
-   "result_pickle" BLOB,
-   "error_type" TEXT,
-   "error_message" TEXT,
-   "traceback" TEXT,
-   PRIMARY KEY ("run_id", "offset")
-)""",
-    """CREATE TABLE "events" (
-   "run_id" INTEGER REFERENCES "runs"("id"),
-   "seq" INTEGER,
-   "kind" TEXT,
-   "offset" INTEGER,
-   "pid" INTEGER,
-   "worker_time" REAL,
-   "received_at" REAL,
-   "level" INTEGER,
-   "logger" TEXT,
-   "message" TEXT,
-   "data" TEXT,
-   "pickle" BLOB,
-   PRIMARY KEY ("run_id", "seq")
-)""",
-    # "events of run R in order" is the primary key; this one is "events of item N".
-    """CREATE INDEX "events_by_item"
-    ON "events" ("run_id", "offset", "seq")""",
-)  # fmt: skip
-
-
-def create_schema(conn: sqlite3.Connection) -> None:
-    """Format 1's tables in an empty database (inside the caller's transaction)."""
-    for statement in FORMAT_1_SCHEMA:
-        conn.execute(statement)
-    conn.executemany(
-        "INSERT INTO mpmq_meta (key, value) VALUES (?, ?)",
-        [("format_version", str(FORMAT_VERSION)), ("application", "mpmq")],
-    )
-    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-
-
-def check_sqlite_file(path: str) -> None:
-    """Refuse a file that is not SQLite, or is shorter than its own header says (truncated)."""
-    try:
-        with open(path, "rb") as f:
-            header = f.read(100)
-        size = os.path.getsize(path)
-    except OSError as exc:
-        raise RecordingError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if not header:
-        return  # an empty file is an empty SQLite database
-    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
-        raise RecordingError(f"{path} is not a SQLite database (so not an mpmq recording)")
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(header[28:32], "big")
-    # The page count in the header is valid only when "version-valid-for" matches the change
-    # counter (SQLite file format, 1.3.7). A partial copy or download is the usual truncation.
-    # Beside a write-ahead log the file may be shorter than its header says: a checkpoint cut
-    # short (the writer was killed) is completed from the log when the file is next opened.
-    if header[92:96] == header[24:28] and size < pages * page_size and not _has_wal(path):
-        raise RecordingError(f"{path} is truncated or corrupted: {size} bytes, its header says {pages * page_size}")
-
-
-def _has_wal(path: str) -> bool:
-    try:
-        return os.path.getsize(path + "-wal") > 0
-    except OSError:
-        return False
-
-
-def read_format(conn: sqlite3.Connection, path: str) -> int | None:
-    """The file's format version, read before anything else; ``None`` for an empty database.
-
-    Refuses a foreign SQLite database and a recording of a newer format.
-    """
-    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if not tables:
-        return None
-    if "mpmq_meta" not in tables:
-        raise RecordingError(f"{path} is a SQLite database but not an mpmq recording")
-    row = conn.execute("SELECT value FROM mpmq_meta WHERE key = 'format_version'").fetchone()
-    try:
-        version = int(row[0])
-    except (TypeError, ValueError):
-        raise RecordingError(f"{path} is not an mpmq recording: it has no valid format_version") from None
-    if version > FORMAT_VERSION:
-        raise RecordingError(
-            f"{path} is a recording in format {version}, newer than this mpmq reads "
-            f"(up to {FORMAT_VERSION}): upgrade mpmq to read it"
-        )
-    missing = {"runs", "items", "events"} - tables
-    if version < 1 or missing:
-        raise RecordingError(f"{path} is not a valid mpmq recording (format {version}, missing {sorted(missing)})")
-    return version
 
 
 class RunInfo(msgspec.Struct, frozen=True, kw_only=True):

@@ -14,7 +14,7 @@ A recording is never worth a run: a write that fails mid-run (disk full, sqlite 
 the recording, keeps the reason in ``Recorder.failure`` for the engine to report, and never
 raises into the run.
 
-The tables are format 1's, as ``recording.py`` freezes them; rows go in through multi-row
+The tables are format 1's, as ``recording_file.py`` freezes them; rows go in through multi-row
 INSERTs on the raw connection, several times faster than sqlite-utils' ``insert_all``.
 """
 
@@ -26,12 +26,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from . import fork_guard
 from .events import AnyEvent, Result
-from .recording import FORMAT_VERSION, RecordingError, check_sqlite_file, create_schema, read_format
+from .recording_file import FORMAT_VERSION, RecordingError, end_writing, starting_run
 from .redact import RedactOption, patterns_for
 from .rows import HEADER_KEYS, EventInserts, Rest, clean_text, insert_run, item_inputs, max_variables, rest_payload
 from .state import ItemState, RunState
@@ -126,34 +125,10 @@ class Recorder:
             raise ValueError(f"unknown run header keys: {sorted(unknown)}")
         patterns = patterns_for(redact)
         path = os.path.abspath(os.fsdecode(path)) if os.fspath(path) else ""
-        created = _create_or_check(path)
-        conn = None
-        try:
-            # A URI, so that no name (":memory:", "file:...") is taken as anything but a file.
-            conn = sqlite3.connect(f"{Path(path).as_uri()}?mode=rw", uri=True, timeout=5.0, check_same_thread=False)
-            read_format(conn, path)  # refuse a foreign file before changing anything in it
-            # SQLite creates the -wal and -shm files with the database file's permissions, so
-            # they are 0600 too; synchronous=NORMAL in WAL mode keeps every commit atomic.
-            _enter_wal(conn, timeout=5.0)
-            conn.execute("PRAGMA synchronous = NORMAL")
-            # SQLite's default checkpoint every ~4 MB (1,000 pages), done by the writer thread
-            # during the run, leaves little for closing to copy after the run (measured: a
-            # 40 MB interval made the 100,000-log recording 10 % slower end to end).
-            # One transaction: a run is in the file with all its items, or not at all. Read the
-            # format again inside it: another run may have created the tables meanwhile.
-            conn.execute("BEGIN IMMEDIATE")
-            if read_format(conn, path) is None:
-                create_schema(conn)
+        with starting_run(path) as conn:
             run_id = insert_run(conn, header, inputs, shared_data, patterns, keep_pickle)
             for sql, rows in item_inputs(run_id, inputs, patterns, keep_pickle, max_variables(conn)):
                 conn.executemany(sql, rows)
-            conn.commit()
-        except (sqlite3.Error, OSError) as exc:
-            _abandon(conn, path, created)
-            raise RecordingError(f"cannot record to {path}: {exc}") from None
-        except BaseException:
-            _abandon(conn, path, created)
-            raise
         return cls(path, conn, run_id, keep_pickle)
 
     # -- hot path --
@@ -222,20 +197,7 @@ class Recorder:
         self._conn = None
         self._rest = {}
         self.append = self.append_batch = self.maybe_commit = _ignore  # type: ignore[method-assign]
-        try:
-            # Back to a single self-contained file, easy to copy and share. Another connection
-            # (a concurrent run, a reader) may hold it: then it stays in WAL mode, without
-            # waiting, but with the log copied into the file itself all the same. A reader
-            # cannot do that when it closes last, and people share the file without its -wal.
-            conn.execute("PRAGMA busy_timeout = 0")
-            try:
-                conn.execute("PRAGMA journal_mode = DELETE")
-            except sqlite3.OperationalError:
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.Error:
-            pass
-        finally:
-            conn.close()
+        end_writing(conn)
 
     # -- internals --
 
@@ -356,60 +318,3 @@ def _ignore(*args: Any) -> None:
 def _rollback_quietly(conn: sqlite3.Connection) -> None:
     with contextlib.suppress(sqlite3.Error):  # e.g. the connection is already closed
         conn.rollback()
-
-
-def _create_or_check(path: str) -> bool:
-    """Create the file (0600) if it is new and return True; else check it can be written to."""
-    if not path:
-        raise RecordingError("cannot record: the recording path is empty")
-    parent = os.path.dirname(path)
-    if not os.path.isdir(parent):
-        raise RecordingError(f"cannot record to {path}: directory {parent} does not exist")
-    if os.path.isdir(path):
-        raise RecordingError(f"cannot record to {path}: it is a directory")
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass  # an existing recording gets another run; checked below
-    except OSError as exc:
-        raise RecordingError(f"cannot record to {path}: {exc.strerror or exc}") from None
-    else:
-        os.close(fd)
-        return True
-    if not os.access(path, os.R_OK | os.W_OK):
-        raise RecordingError(f"cannot record to {path}: the file is not writable")
-    check_sqlite_file(path)
-    return False
-
-
-def _enter_wal(conn: sqlite3.Connection, timeout: float) -> None:
-    """``PRAGMA journal_mode = WAL``, retried while the file is locked.
-
-    When several runs start into one file at once, SQLite refuses the switch with "database is
-    locked" straight away rather than waiting its busy timeout as other statements do, and all
-    but one of the runs failed to record.
-    """
-    deadline = time.monotonic() + timeout
-    pause = 0.001
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
-                raise
-        time.sleep(pause)  # another connection holds the lock for a moment: wait, do not spin
-        pause = min(pause * 2, 0.05)
-
-
-def _abandon(conn: sqlite3.Connection | None, path: str, created: bool) -> None:
-    if conn is not None:
-        conn.close()
-    if created:  # leave nothing behind for a recording that never started
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            try:
-                os.remove(path + suffix)
-            except OSError:
-                pass
-
-

@@ -23,7 +23,8 @@ import pytest
 from fixtures import make_recordings
 from mpmq.events import Done, Error, Log, Payload, Result, Started
 from mpmq.payload import Unpickled, load
-from mpmq.recording import APPLICATION_ID, open_recording
+from mpmq.recording import open_recording
+from mpmq.recording_file import APPLICATION_ID
 from mpmq.state import RunState, reduce
 from mpmq.store import Recorder
 
