@@ -62,6 +62,7 @@ class Measurement:
     impl: str
     wall_s: float | None = None
     parent_cpu_s: float | None = None
+    all_cpu_s: float | None = None  # parent and workers: what the run asks of the machine's cores
     parent_rss_mb: float | None = None
     parent_base_mb: float | None = None
     workers_rss_mb: float | None = None
@@ -75,11 +76,16 @@ class Measurement:
 
 class Meter:
     """Times a block in wall-clock and parent-CPU seconds (``process_time`` counts every
-    thread of this process, none of its children)."""
+    thread of this process, none of its children), and the CPU of the children it reaped.
+
+    Every peer joins its workers before it returns, so ``children_cpu_s`` is their whole CPU,
+    except under forkserver, whose workers are the fork server's children, not ours.
+    """
 
     def __enter__(self) -> Meter:
         base = status_kb("VmRSS")
         self.base_mb = None if base is None else base / 1024
+        self._children = _children_cpu()
         self._cpu = time.process_time()
         self._wall = time.perf_counter()
         return self
@@ -87,3 +93,9 @@ class Meter:
     def __exit__(self, *exc: object) -> None:
         self.wall_s = time.perf_counter() - self._wall
         self.cpu_s = time.process_time() - self._cpu
+        self.children_cpu_s = _children_cpu() - self._children
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

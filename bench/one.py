@@ -35,6 +35,8 @@ def run(scenario: Scenario, impl: str, quick: bool, start_method: str) -> Measur
         with Meter() as meter:
             results = _execute(runner, impl, scenario, items, start_method, record, sink)
         m.wall_s, m.parent_cpu_s, m.parent_base_mb = meter.wall_s, meter.cpu_s, meter.base_mb
+        if start_method != "forkserver":  # there the workers are not our children
+            m.all_cpu_s = meter.cpu_s + meter.children_cpu_s
         m.parent_rss_mb = parent_peak_mb()
         if record:
             from .mpmqrun import count_recorded_events

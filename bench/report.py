@@ -12,7 +12,7 @@ from .scenarios import BASELINE, COLUMN, IMPLS, MPMQ, Scenario
 
 Runs = dict[tuple[str, str], list[dict[str, Any]]]  # (scenario key, impl) -> measurements
 Medians = dict[tuple[str, str], dict[str, float]]
-METRICS = ("wall_s", "parent_cpu_s", "parent_rss_mb", "workers_rss_mb", "latency_ms",
+METRICS = ("wall_s", "parent_cpu_s", "all_cpu_s", "parent_rss_mb", "workers_rss_mb", "latency_ms",
            "events_per_s", "recorded_events", "messages")
 
 

@@ -67,7 +67,8 @@ def _all(meds: Medians, quick: bool) -> list[Verdict]:
         ratio(f"{name('log100k')}: >= 5x faster than the fastest QueueHandler forwarder",
               fastest[0], get("log100k", MPMQ), lambda r: r >= 5, f"faster (vs {fastest[1]})"),
         ratio(f"{name('log100k')}: record= overhead <= 1.25x", get("log100k", RECORD),
-              get("log100k", MPMQ), lambda r: r <= 1.25, "mpmq"),
+              get("log100k", MPMQ), lambda r: r <= 1.25,
+              "mpmq" + cpu_note(get("log100k", RECORD, "all_cpu_s"), get("log100k", MPMQ, "all_cpu_s"))),
         ratio(f"{name('result20mb')}: within 1.2x PPE", get("result20mb", MPMQ), get("result20mb", PPE),
               lambda r: r <= 1.2, "PPE"),
         absolute(f"{name('sleepcpu')}: < 0.05 s", get("sleepcpu", MPMQ, "parent_cpu_s"),
@@ -82,6 +83,12 @@ def _all(meds: Medians, quick: bool) -> list[Verdict]:
     keys = ["trivial3", *["trivial10k"] * 4, "log100k", "log100k", "result20mb", "sleepcpu",
             "latency", "log1m", "log100k"]
     return [dataclasses.replace(v, scenario=key) for v, key in zip(checks, keys, strict=True)]
+
+
+def cpu_note(top: float | None, bottom: float | None) -> str:
+    """The CPU ratio beside a wall-time ratio: when the cores are already busy, work a run adds
+    can only run in their spare time, so the CPU ratio bounds what its wall time can reach."""
+    return f" (CPU, all processes: {top / bottom:.2f}x)" if top and bottom else ""
 
 
 def targets_table(verdicts: list[Verdict]) -> str:

@@ -27,3 +27,18 @@ def test_bench_quick_prints_the_table_and_targets(tmp_path: Path) -> None:
     assert {run["impl"] for run in runs} == {"mpmq", "mpmq+record", "ppe", "ppe-chunked", "pool"}
     # the stdlib peers need nothing of ours: they must always measure
     assert all(run["error"] is None for run in runs if not run["impl"].startswith("mpmq"))
+    # the CPU of every process of the run: the parent's own, and the workers' it reaped
+    assert all(run["all_cpu_s"] >= run["parent_cpu_s"] > 0 for run in runs if run["error"] is None)
+
+
+def test_record_overhead_shows_the_cpu_the_recorded_run_needs() -> None:
+    from bench.scenarios import MPMQ, RECORD
+    from bench.targets import evaluate
+
+    medians = {
+        ("log100k", MPMQ): {"wall_s": 0.40, "all_cpu_s": 0.70},
+        ("log100k", RECORD): {"wall_s": 0.60, "all_cpu_s": 1.00},
+    }
+    [overhead] = [v for v in evaluate(medians, quick=False, keys={"log100k"}) if "overhead" in v.target]
+    assert overhead.measured == "1.50x mpmq (CPU, all processes: 1.43x)"
+    assert overhead.passed is False
