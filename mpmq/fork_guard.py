@@ -10,12 +10,19 @@ to ``ItemTimeout``; without a timeout the run would never have ended).
 A thread registers the lock it holds while it is inside SQLite. Before any fork of this
 process each registered lock is taken, which waits for the write in progress to end; after
 the fork it is released in parent and child.
+
+Python 3.12+ warns at every fork of a process that has threads (``DeprecationWarning``: "use
+of fork() may lead to deadlocks in the child"). A guarded thread is the deadlock that warning
+is about, made safe, so ``forking()`` silences it when our threads are the only others.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+import warnings
+from collections.abc import Iterator
 
 _guarded: set[threading.Lock] = set()
 _taken: list[threading.Lock] = []
@@ -28,6 +35,29 @@ def guard(lock: threading.Lock) -> None:
 
 def unguard(lock: threading.Lock) -> None:
     _guarded.discard(lock)
+
+
+@contextlib.contextmanager
+def forking() -> Iterator[None]:
+    """Around a fork: no warning about threads when the only other threads are guarded ones."""
+    if not _guarded or _thread_count() != 1 + len(_guarded):
+        yield  # no thread of ours (the warning has nothing to say), or someone else's too
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"This process .* is multi-threaded, use of fork", DeprecationWarning)
+        yield
+
+
+def _thread_count() -> int:
+    """The process's threads as the kernel counts them (what Python's warning counts on Linux)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return threading.active_count()
 
 
 def _before_fork() -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from multiprocessing.connection import wait
 from typing import Any
 
+from . import fork_guard
 from .events import Log, Payload, Result, decode_batch
 from .frames import FrameReader
 from .worker import running_slot, worker_main
@@ -81,7 +82,8 @@ class WorkerHandle:
             name=name,
             daemon=False,  # an item may start processes of its own, as under 0.7.0
         )
-        process.start()
+        with fork_guard.forking():  # a recorder's thread, guarded, is no reason to warn
+            process.start()
         child_end.close()  # only the worker holds it now, so its death reads as EOF here
         handle = cls(process, parent_end, running, dedicated)
         if first:
