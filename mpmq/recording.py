@@ -123,6 +123,13 @@ class Recording:
         rows = self._query('SELECT * FROM items WHERE run_id = ? ORDER BY "offset"', (run_id,))
         return [self._item(row) for row in rows]
 
+    def item_count(self, run_id: int | None = None) -> int:
+        """The run's size: its header's count, else (a header from a crashed writer) its item rows."""
+        run = self.run(run_id)
+        if run.item_count is not None:
+            return run.item_count
+        return self._query("SELECT count(*) FROM items WHERE run_id = ?", (run.id,))[0][0]
+
     def events(
         self, run_id: int | None = None, offsets: Collection[int] | None = None, until: int | None = None
     ) -> Iterator[tuple[int, float, AnyEvent]]:
@@ -132,6 +139,7 @@ class Recording:
         Events are read lazily, so a long run is never all in memory.
         """
         run_id = self.run(run_id).id
+        count = self.item_count(run_id)
         sql = (
             'SELECT seq, kind, "offset", pid, worker_time, received_at, level, logger, message, data, pickle'
             " FROM events WHERE run_id = ?"
@@ -147,11 +155,13 @@ class Recording:
             sql += " AND seq <= ?"
             params.append(int(until))
         sql += " ORDER BY seq"
-        return self._events(sql, params, wanted)
+        return self._events(sql, params, wanted, count)
 
     # -- internals --
 
-    def _events(self, sql: str, params: list[Any], wanted: set[int] | None) -> Iterator[tuple[int, float, AnyEvent]]:
+    def _events(
+        self, sql: str, params: list[Any], wanted: set[int] | None, count: int
+    ) -> Iterator[tuple[int, float, AnyEvent]]:
         try:
             cursor = self._conn.execute(sql, params)
             while True:
@@ -160,14 +170,18 @@ class Recording:
                     return
                 for row in rows:
                     if wanted is None or row[2] in wanted:
-                        yield self._event(row)
+                        yield self._event(row, count)
         except sqlite3.DatabaseError as exc:
             raise self._corrupted(exc) from None
 
-    def _event(self, row: sqlite3.Row) -> tuple[int, float, AnyEvent]:
+    def _event(self, row: sqlite3.Row, count: int) -> tuple[int, float, AnyEvent]:
         seq, kind, offset, pid, worker_time, received_at, level, logger, message, data, pickled = row
         if type(seq) is not int or type(received_at) not in (float, int):
             raise RecordingError(f"{self.path} is corrupted: event row {seq!r} received at {received_at!r}")
+        if type(offset) is int and not 0 <= offset < count:  # not an int: convert below says so
+            raise RecordingError(
+                f"{self.path} is corrupted: event {seq} is for item {offset}, but the run has {count} items"
+            )
         cls = _EVENT_TYPES.get(kind)
         if cls is None:
             raise RecordingError(

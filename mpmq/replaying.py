@@ -35,7 +35,7 @@ class ReplayPlan:
         self.recording = recording
         self.run = run
         self.items = recording.items(run.id)
-        self.item_count = run.item_count if run.item_count is not None else len(self.items)
+        self.item_count = recording.item_count(run.id)
         self.speed = speed
         self.offsets = set(offsets) if offsets is not None else None
         self.until = until

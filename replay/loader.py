@@ -91,16 +91,10 @@ def fold(
 
     ``on_event(seq, received_at, event)`` sees each event after it is folded, as a handler would.
     """
-    state = RunState.new(item_count(recording, header))
+    state = RunState.new(recording.item_count(header.id))
     for seq, received_at, event in recording.events(header.id, offsets=offsets):
         reduce(state, event)
         if on_event is not None:
             on_event(seq, received_at, event)
     return state
 
-
-def item_count(recording: Recording, header: RunInfo) -> int:
-    """The run's size: the header's count, else (a header from a crashed writer) the item rows."""
-    if header.item_count is not None:
-        return header.item_count
-    return len(recording.items(header.id))

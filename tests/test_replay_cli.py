@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -325,6 +326,16 @@ def bad_event(path: Path, good: Path) -> None:
     conn.close()
 
 
+def event_of_item(offset: int) -> Callable[[Path, Path], None]:
+    def make(path: Path, good: Path) -> None:
+        shutil.copy(good, path)
+        with sqlite3.connect(path) as conn:
+            conn.execute('UPDATE events SET "offset" = ? WHERE seq = 5', (offset,))
+        conn.close()
+
+    return make
+
+
 BAD_FILES = {
     "missing": (lambda path, good: None, "no such file"),
     "directory": (lambda path, good: path.mkdir(), "is a directory"),
@@ -335,6 +346,10 @@ BAD_FILES = {
     "truncated": (truncated, "truncated or corrupted"),
     "corrupted pages": (garbled, "truncated or corrupted"),
     "corrupted event": (bad_event, "event 5 has kind 'teleported'"),
+    # an offset the run does not have: the state would fail deep inside (or, -1, fold silently
+    # into the last item)
+    "event of no item": (event_of_item(99), "corrupted: event 5 is for item 99, but the run has 6 items"),
+    "event of item -1": (event_of_item(-1), "corrupted: event 5 is for item -1, but the run has 6 items"),
 }
 
 
@@ -344,6 +359,13 @@ def test_bad_files_are_one_line_exit_2(case, recorded, tmp_path):
     path = tmp_path / "bad.db"
     make(path, recorded)
     one_error_line(cli(str(path)), 2, str(path), words)
+
+
+@pytest.mark.parametrize("command", ["summary", "logs", "events", "report"])
+def test_every_reading_command_refuses_an_event_of_no_item_in_one_line(command, recorded, tmp_path):
+    path = tmp_path / "bad.db"
+    event_of_item(6)(path, recorded)
+    one_error_line(cli(command, str(path)), 2, str(path), "event 5 is for item 6, but the run has 6 items")
 
 
 @pytest.mark.parametrize("command", ["runs", "summary", "logs", "events", "rerun"])
