@@ -124,11 +124,18 @@ class Recording:
         return [self._item(row) for row in rows]
 
     def item_count(self, run_id: int | None = None) -> int:
-        """The run's size: its header's count, else (a header from a crashed writer) its item rows."""
+        """The run's size: its item rows, written with its header before any worker started.
+
+        A header that says otherwise is refused: replay sizes the run's state from this, so a
+        crafted count could otherwise ask for any amount of memory.
+        """
         run = self.run(run_id)
-        if run.item_count is not None:
-            return run.item_count
-        return self._query("SELECT count(*) FROM items WHERE run_id = ?", (run.id,))[0][0]
+        rows = self._query("SELECT count(*) FROM items WHERE run_id = ?", (run.id,))[0][0]
+        if run.item_count is not None and run.item_count != rows:
+            raise RecordingError(
+                f"{self.path} is corrupted: run {run.id} says it has {run.item_count} items, but {rows} are recorded"
+            )
+        return rows
 
     def events(
         self, run_id: int | None = None, offsets: Collection[int] | None = None, until: int | None = None

@@ -336,6 +336,16 @@ def event_of_item(offset: int) -> Callable[[Path, Path], None]:
     return make
 
 
+def item_count_of(count: int) -> Callable[[Path, Path], None]:
+    def make(path: Path, good: Path) -> None:
+        shutil.copy(good, path)
+        with sqlite3.connect(path) as conn:
+            conn.execute("UPDATE runs SET item_count = ?", (count,))
+        conn.close()
+
+    return make
+
+
 BAD_FILES = {
     "missing": (lambda path, good: None, "no such file"),
     "directory": (lambda path, good: path.mkdir(), "is a directory"),
@@ -350,6 +360,8 @@ BAD_FILES = {
     # into the last item)
     "event of no item": (event_of_item(99), "corrupted: event 5 is for item 99, but the run has 6 items"),
     "event of item -1": (event_of_item(-1), "corrupted: event 5 is for item -1, but the run has 6 items"),
+    # replay sizes the run's state from the count: a crafted one must not ask for any memory
+    "crafted item count": (item_count_of(10**12), "run 1 says it has 1000000000000 items, but 6 are recorded"),
 }
 
 

@@ -832,6 +832,23 @@ def test_reader_corrupted_rows_are_recording_errors(db):
             list(r.events(until=0))
 
 
+def test_reader_item_count_is_the_item_rows_and_a_header_that_disagrees_is_refused(db):
+    record(db, sample_events(), 5)
+    with open_recording(db) as r:
+        assert r.item_count() == 5
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE runs SET item_count = NULL")  # a header its writer never completed
+    conn.commit()
+    with open_recording(db) as r:
+        assert r.item_count() == 5
+        assert len(list(r.events())) == len(sample_events())
+    conn.execute("UPDATE runs SET item_count = 4")
+    conn.commit()
+    conn.close()
+    with open_recording(db) as r, pytest.raises(RecordingError, match="run 1 says it has 4 items, but 5 are recorded"):
+        r.item_count()
+
+
 def test_reader_never_unpickles_a_crafted_pickle(db, tmp_path):
     marker = tmp_path / "pwned"
 
