@@ -315,8 +315,9 @@ def rerun(
 ) -> None:
     """Run failed (or chosen) items again, with their recorded inputs.
 
-    The function is the recorded one, imported by its recorded name: rerun only recordings
-    you trust, or name it yourself with --function. In this process by default (--pdb opens
+    The function is the recorded one, imported by its recorded name, when it is your own code:
+    one from the standard library, an installed package or mpmq is run only if you name it
+    with --function (a crafted recording could name any). In this process by default (--pdb opens
     a post-mortem debugger at the failing line), or in worker processes with --workers or
     --record. Inputs redacted or not restorable from the recording are named, with how to
     supply them. Exit status 0 when every re-run item succeeds, 1 when any fails.

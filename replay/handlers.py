@@ -10,8 +10,11 @@ so a stand-in takes its place otherwise.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
+import site
 import sys
+import sysconfig
 from collections import defaultdict, deque
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -81,9 +84,7 @@ def import_object(spec: str, what: str = "handler") -> Any:
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise HandlerError(f"{what} {spec!r} must be written module:attr (e.g. mydisplay:ProgressBar)")
-    cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:
-        sys.path.insert(0, cwd)
+    _cwd_importable()
     try:
         obj: Any = importlib.import_module(module_name)
     except Exception as exc:  # ImportError, or whatever the module raised while importing
@@ -94,6 +95,36 @@ def import_object(spec: str, what: str = "handler") -> Any:
         except AttributeError:
             raise HandlerError(f"cannot import {what} {spec}: {module_name} has no attribute {attr!r}") from None
     return obj
+
+
+def _cwd_importable() -> None:
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+
+
+def installed_elsewhere(module_name: str) -> bool:
+    """Whether ``module_name`` is not the user's own code: the standard library, a package
+    installed in site-packages, or mpmq itself. Found without importing it (importing runs it).
+
+    A recording can name any importable callable as its function; rerun calls only the
+    user's own unasked, so a crafted file cannot make it call, say, ``subprocess:run``.
+    """
+    top = module_name.split(".")[0]
+    if top in sys.stdlib_module_names or top in ("mpmq", "replay", "", "?") or not top.isidentifier():
+        return True
+    _cwd_importable()
+    try:
+        spec = importlib.util.find_spec(top)  # a top-level name: finds, never imports
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        return False  # not importable at all: importing it says so, in its own words
+    places = [spec.origin] if spec.origin and spec.has_location else list(spec.submodule_search_locations or [])
+    installed = [sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")]
+    installed += [*site.getsitepackages(), site.getusersitepackages()]
+    roots = tuple(os.path.join(os.path.realpath(path), "") for path in installed)
+    return not places or any(os.path.realpath(place).startswith(roots) for place in places)
 
 
 def one_line(exc: BaseException) -> str:

@@ -28,7 +28,7 @@ from mpmq.redact import REDACTED
 from mpmq.worker import KWARGS, call_style
 
 from . import inputs
-from .handlers import HandlerError, import_object, show
+from .handlers import HandlerError, import_object, installed_elsewhere, show
 from .loader import fold
 
 SUPPLYING = ("--set", "--input")  # options whose values may be secrets
@@ -110,10 +110,10 @@ def _function(name: str, recorded: str | None, explicit: bool) -> Callable:
             f"the recorded function {recorded} was defined in the script that ran, which cannot be "
             "imported as __main__: pass --function module:attr (its directory importable)"
         )
-    if not explicit and (module.split(".")[0] in sys.stdlib_module_names or module in ("", "?")):
+    if not explicit and installed_elsewhere(module):
         raise RerunError(
-            f"the recording names the function {recorded!r}, not one of yours: rerun only runs it "
-            "if you name it with --function"
+            f"the recording names the function {recorded!r}, not one of yours (the standard library or an "
+            "installed package): rerun only runs it if you name it with --function"
         )
     try:
         target = import_object(name, "function")

@@ -7,6 +7,7 @@ supply it).
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -107,13 +108,26 @@ def test_function_defined_in_main_needs_function_option(tmp_path):
     assert again.returncode == 1 and "item 1: failed: ValueError: local failure" in again.stdout
 
 
-def test_a_recording_cannot_make_rerun_call_a_standard_library_function(recorded, tmp_path):
+@pytest.mark.parametrize(
+    "function",
+    [
+        "os:system",  # the standard library
+        "subprocess:run",  # called with the item's keys: args="...", shell=True
+        "click.testing:CliRunner",  # a package installed in site-packages
+        "sqlite_utils.cli:cli",
+        "mpmq.worker:worker_main",  # mpmq itself
+    ],
+)
+def test_a_recording_cannot_make_rerun_call_a_function_that_is_not_the_users(function, recorded, tmp_path):
     crafted = tmp_path / "crafted.db"
     shutil.copy(recorded, crafted)
+    marker = tmp_path / "pwned"
     with sqlite3.connect(crafted) as conn:
-        conn.execute("UPDATE runs SET function = 'os:system'")
+        conn.execute("UPDATE runs SET function = ?", (function,))
+        conn.execute("UPDATE items SET input = ?", (json.dumps({"args": f"touch {marker}", "shell": True}),))
     conn.close()
-    one_error_line(cli("rerun", str(crafted), "--failed"), 2, "'os:system'", "--function")
+    one_error_line(cli("rerun", str(crafted), "--failed"), 2, f"{function!r}, not one of yours", "--function")
+    assert not marker.exists()
 
 
 def test_usage_and_data_errors(recorded, tmp_path):
