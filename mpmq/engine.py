@@ -138,6 +138,8 @@ class Engine:
         hides values under secret-looking keys, and may list extra key patterns; ``parent_run``
         records this run as a re-run of that run of the same file (``mpmq-replay rerun``).
         """
+        if record is not None and not isinstance(record, (str, bytes, os.PathLike)):
+            raise TypeError(f"record= must be a file path (str or os.PathLike), not {type(record).__name__}")
         self._record_options = {
             "path": record, "keep_pickle": record_pickle, "redact": redact, "parent_run": parent_run,
         }

@@ -14,6 +14,7 @@ import pytest
 
 from fixtures import faults
 from mpmq import MPmq
+from mpmq.recording import RecordingError
 
 
 def item(tmp_path, value):
@@ -216,4 +217,25 @@ def test_none_and_zero_processes_mean_one_process_per_item(
 def test_no_items_start_no_process(start_method, starts, processes):
     assert run({"process_data": []}, start_method) == []
     assert starts == []
+    processes.assert_clean()
+
+
+BAD_RECORD = [
+    pytest.param(lambda t: 123, TypeError, r"record= must be a file path \(str or os.PathLike\), not int", id="int"),
+    pytest.param(lambda t: True, TypeError, r"record= must be a file path .*, not bool", id="bool"),
+    pytest.param(lambda t: "", RecordingError, r"the recording path is empty", id="empty"),
+    pytest.param(lambda t: t / "no" / "such" / "dir" / "run.db", RecordingError, r"does not exist", id="missing-dir"),
+    pytest.param(lambda t: t, RecordingError, r"is a directory", id="a-directory"),
+]
+
+
+@pytest.mark.parametrize("build, error, says", BAD_RECORD)
+def test_bad_record_target_is_refused_before_any_process_starts(build, error, says, start_method, tmp_path, starts,
+                                                                processes):
+    target = build(tmp_path)
+    with pytest.raises(error, match=says):
+        MPmq(faults.touch, process_data=items(tmp_path), context=start_method).execute(record=target)
+
+    assert starts == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
     processes.assert_clean()
