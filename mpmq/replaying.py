@@ -10,8 +10,11 @@ and moved per event: starting is expensive, moving is cheap.
 from __future__ import annotations
 
 import datetime
+import math
+import numbers
+import operator
 import os
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 from .recording import Recording, RunInfo, open_recording
@@ -27,6 +30,21 @@ class ReplayDiverged(RuntimeError):
         self.offset = offset
 
 
+def unknown_offset(path: str, run: RunInfo, count: int, offsets: Collection[int]) -> str | None:
+    """What is wrong with asking ``run`` for ``offsets``, if anything: an item it does not have."""
+    wrong = [offset for offset in offsets if not 0 <= offset < count]
+    if not wrong:
+        return None
+    return f"{path}: run {run.id} has no item {wrong[0]!r} (it has {count} items: 0 to {count - 1})"
+
+
+def _whole(value: Any, what: str) -> int:
+    try:
+        return operator.index(value)  # ints, numpy's included; not floats or text
+    except TypeError:
+        raise TypeError(f"{what}, not {value!r}") from None
+
+
 class ReplayPlan:
     """One recorded run, read back as events for the engine, with its clock."""
 
@@ -36,9 +54,18 @@ class ReplayPlan:
         self.run = run
         self.items = recording.items(run.id)
         self.item_count = recording.item_count(run.id)
+        if speed is not None and not (isinstance(speed, numbers.Real) and 0 < speed < math.inf):
+            raise ValueError(f"speed must be a positive number (times the recorded pace), not {speed!r}")
         self.speed = speed
-        self.offsets = set(offsets) if offsets is not None else None
-        self.until = until
+        self.until = _whole(until, "until must be an event sequence number (an int)") if until is not None else None
+        self.offsets = None
+        if offsets is not None:
+            if isinstance(offsets, (str, bytes)) or not isinstance(offsets, Iterable):
+                raise TypeError(f"offsets must be a collection of item offsets, not {offsets!r}")
+            self.offsets = {_whole(offset, "offsets must be item offsets (ints)") for offset in offsets}
+            problem = unknown_offset(recording.path, run, self.item_count, self.offsets)
+            if problem:
+                raise ValueError(problem)
         self.incomplete = not run.complete  # its parent died, or its recording stopped early
         self.last_seq: dict[int, int] = {}
         self._use_clock = clock

@@ -25,7 +25,7 @@ from tabulate import tabulate
 from mpmq import __version__
 from mpmq.events import KINDS, Log
 from mpmq.recording import RecordingError, RunInfo, open_recording
-from mpmq.replaying import ReplayDiverged
+from mpmq.replaying import ReplayDiverged, unknown_offset
 
 from . import export
 from . import logs as logs_module
@@ -86,10 +86,9 @@ def main() -> None:
 
 def check_offsets(path: str, header: RunInfo, offsets: tuple[int, ...]) -> None:
     """An --offset beyond the run is a mistake to say, not an empty replay to print."""
-    size = header.item_count
-    wrong = [offset for offset in offsets if size is not None and offset >= size]
-    if wrong:
-        raise DataError(f"{path}: run {header.id} has no item {wrong[0]} (it has {size} items: 0 to {size - 1})")
+    problem = unknown_offset(path, header, header.item_count, offsets) if header.item_count is not None else None
+    if problem:
+        raise DataError(problem)
 
 
 run_option = click.option("--run", "run_id", type=int, help="Run id (see `runs`); default: the latest run.")

@@ -144,3 +144,28 @@ def test_handler_is_built_from_the_recorded_run_and_never_imports_what_the_file_
     crafted = replay.load(db)
     handler = build_handler("fixtures.replay_handlers:StringCollector", crafted.header, crafted.items, False)
     assert handler.function is stand_in and "antigravity" not in sys.modules
+
+
+BAD_REPLAY_OPTIONS = [
+    pytest.param({"speed": 0}, ValueError, r"speed must be a positive number .*, not 0", id="speed-0"),
+    pytest.param({"speed": -2}, ValueError, r"speed must be a positive number .*, not -2", id="speed-negative"),
+    pytest.param({"speed": "fast"}, ValueError, r"speed must be a positive number .*, not 'fast'", id="speed-str"),
+    pytest.param({"speed": float("nan")}, ValueError, r"speed must be a positive number", id="speed-nan"),
+    pytest.param({"until": "x"}, TypeError, r"until must be an event sequence number \(an int\), not 'x'", id="until"),
+    pytest.param({"offsets": 3}, TypeError, r"offsets must be a collection of item offsets, not 3", id="offsets-int"),
+    pytest.param({"offsets": [1.5]}, TypeError, r"offsets must be item offsets \(ints\), not 1.5", id="offset-float"),
+    pytest.param({"offsets": [1, 5]}, ValueError, r"run 1 has no item 5 \(it has 5 items: 0 to 4\)", id="offset-5"),
+    pytest.param({"offsets": [-1]}, ValueError, r"run 1 has no item -1", id="offset-negative"),
+]
+
+
+@pytest.mark.parametrize("options, error, says", BAD_REPLAY_OPTIONS)
+def test_bad_replay_options_are_refused_before_any_handler_call(options, error, says, tmp_path):
+    """Each was silently wrong (speed <= 0 ignored, an unknown item replayed as nothing at all)
+    or failed deep inside with a message naming none of them."""
+    db = tmp_path / "run.db"
+    record(db)
+    handler = replay_handlers.StringCollector(work, process_data=DATA, shared_data=SHARED)
+    with pytest.raises(error, match=says):
+        handler.replay(str(db), **options)
+    assert handler.calls == []
