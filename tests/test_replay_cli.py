@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -302,11 +303,16 @@ def foreign(path: Path, good: Path) -> None:
     conn.close()
 
 
-def newer(path: Path, good: Path) -> None:
-    shutil.copy(good, path)
-    with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE mpmq_meta SET value = '99' WHERE key = 'format_version'")
-    conn.close()
+def altered(sql: str, *params: Any) -> Callable[[Path, Path], None]:
+    """A maker of a copy of the good recording with one statement applied."""
+
+    def make(path: Path, good: Path) -> None:
+        shutil.copy(good, path)
+        with sqlite3.connect(path) as conn:
+            conn.execute(sql, params)
+        conn.close()
+
+    return make
 
 
 def truncated(path: Path, good: Path) -> None:
@@ -319,31 +325,8 @@ def garbled(path: Path, good: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-def bad_event(path: Path, good: Path) -> None:
-    shutil.copy(good, path)
-    with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE events SET kind = 'teleported' WHERE seq = 5")
-    conn.close()
-
-
 def event_of_item(offset: int) -> Callable[[Path, Path], None]:
-    def make(path: Path, good: Path) -> None:
-        shutil.copy(good, path)
-        with sqlite3.connect(path) as conn:
-            conn.execute('UPDATE events SET "offset" = ? WHERE seq = 5', (offset,))
-        conn.close()
-
-    return make
-
-
-def item_count_of(count: int) -> Callable[[Path, Path], None]:
-    def make(path: Path, good: Path) -> None:
-        shutil.copy(good, path)
-        with sqlite3.connect(path) as conn:
-            conn.execute("UPDATE runs SET item_count = ?", (count,))
-        conn.close()
-
-    return make
+    return altered('UPDATE events SET "offset" = ? WHERE seq = 5', offset)
 
 
 BAD_FILES = {
@@ -352,16 +335,22 @@ BAD_FILES = {
     "empty": (lambda path, good: path.write_bytes(b""), "empty SQLite database"),
     "not SQLite": (not_sqlite, "is not a SQLite database"),
     "not a recording": (foreign, "not an mpmq recording"),
-    "newer format": (newer, "newer than this mpmq reads"),
+    "newer format": (
+        altered("UPDATE mpmq_meta SET value = '99' WHERE key = 'format_version'"), "newer than this mpmq reads"
+    ),
     "truncated": (truncated, "truncated or corrupted"),
     "corrupted pages": (garbled, "truncated or corrupted"),
-    "corrupted event": (bad_event, "event 5 has kind 'teleported'"),
+    "corrupted event": (
+        altered("UPDATE events SET kind = 'teleported' WHERE seq = 5"), "event 5 has kind 'teleported'"
+    ),
     # an offset the run does not have: the state would fail deep inside (or, -1, fold silently
     # into the last item)
     "event of no item": (event_of_item(99), "corrupted: event 5 is for item 99, but the run has 6 items"),
     "event of item -1": (event_of_item(-1), "corrupted: event 5 is for item -1, but the run has 6 items"),
     # replay sizes the run's state from the count: a crafted one must not ask for any memory
-    "crafted item count": (item_count_of(10**12), "run 1 says it has 1000000000000 items, but 6 are recorded"),
+    "crafted item count": (
+        altered("UPDATE runs SET item_count = ?", 10**12), "run 1 says it has 1000000000000 items, but 6 are recorded"
+    ),
 }
 
 
