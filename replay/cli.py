@@ -24,7 +24,7 @@ from tabulate import tabulate
 
 from mpmq import __version__
 from mpmq.events import KINDS, Log
-from mpmq.recording import RecordingError, RunInfo, open_recording
+from mpmq.recording import Recording, RecordingError, RunInfo, open_recording
 from mpmq.replaying import ReplayDiverged, unknown_offset
 
 from . import export
@@ -84,9 +84,9 @@ def main() -> None:
     """
 
 
-def check_offsets(path: str, header: RunInfo, offsets: tuple[int, ...]) -> None:
+def check_offsets(path: str, recording: Recording, header: RunInfo, offsets: tuple[int, ...]) -> None:
     """An --offset beyond the run is a mistake to say, not an empty replay to print."""
-    problem = unknown_offset(path, header, header.item_count, offsets) if header.item_count is not None else None
+    problem = unknown_offset(path, header, recording.item_count(header.id), offsets) if offsets else None
     if problem:
         raise DataError(problem)
 
@@ -143,7 +143,7 @@ def replay_command(
     with open_recording(path) as recording:
         header = recording.run(run_id)
         items = recording.items(header.id) if handler_spec else []
-    check_offsets(path, header, offsets)
+        check_offsets(path, recording, header, offsets)
     printer = None
     if handler_spec:
         handler = build_handler(handler_spec, header, items, allow_pickle)
@@ -246,7 +246,7 @@ def logs(path: str, run_id: int | None, offsets: tuple[int, ...], level: str) ->
         raise click.BadParameter(str(exc), param_hint="--level") from None
     with open_recording(path) as recording:
         header = recording.run(run_id)
-        check_offsets(path, header, offsets)
+        check_offsets(path, recording, header, offsets)
         for log in logs_module.logs(recording, header, offsets or None, threshold):
             click.echo(logs_module.format_log(log, header))
 
@@ -274,7 +274,7 @@ def events(
     """
     with open_recording(path) as recording:
         header = recording.run(run_id)
-        check_offsets(path, header, offsets)
+        check_offsets(path, recording, header, offsets)
         export.write_jsonl(recording, header, sys.stdout, offsets or None, until,
                            kinds or None, pickles)  # fmt: skip
 

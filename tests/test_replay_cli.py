@@ -362,6 +362,13 @@ def test_bad_files_are_one_line_exit_2(case, recorded, tmp_path):
     one_error_line(cli(str(path)), 2, str(path), words)
 
 
+@pytest.mark.parametrize("command", ["replay", "logs", "events"])
+def test_an_offset_beyond_a_run_whose_header_has_no_count_is_refused(command, recorded, tmp_path):
+    path = tmp_path / "crashed-header.db"
+    altered("UPDATE runs SET item_count = NULL")(path, recorded)  # the count comes from the item rows
+    one_error_line(cli(command, str(path), "--offset", "7"), 2, str(path), "has no item 7 (it has 6 items: 0 to 5)")
+
+
 @pytest.mark.parametrize("command", ["summary", "logs", "events", "report"])
 def test_every_reading_command_refuses_an_event_of_no_item_in_one_line(command, recorded, tmp_path):
     path = tmp_path / "bad.db"
