@@ -129,7 +129,9 @@ class Recording:
         A header that says otherwise is refused: replay sizes the run's state from this, so a
         crafted count could otherwise ask for any amount of memory.
         """
-        run = self.run(run_id)
+        return self._item_count(self.run(run_id))
+
+    def _item_count(self, run: RunInfo) -> int:
         rows = self._query("SELECT count(*) FROM items WHERE run_id = ?", (run.id,))[0][0]
         if run.item_count is not None and run.item_count != rows:
             raise RecordingError(
@@ -145,8 +147,8 @@ class Recording:
         ``offsets`` keeps only those items' events; ``until`` stops after that sequence number.
         Events are read lazily, so a long run is never all in memory.
         """
-        run_id = self.run(run_id).id
-        count = self.item_count(run_id)
+        run = self.run(run_id)
+        run_id, count = run.id, self._item_count(run)
         sql = (
             'SELECT seq, kind, "offset", pid, worker_time, received_at, level, logger, message, data, pickle'
             " FROM events WHERE run_id = ?"
