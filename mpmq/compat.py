@@ -24,10 +24,10 @@ from collections.abc import Iterator, Mapping
 from queue import Empty
 from typing import Any
 
+from .backends.local.worker import POSITIONAL
 from .engine import Engine
 from .errors import NoActiveProcesses
 from .events import EVENT_TYPES, AnyEvent, Done, Error, Log, Result, Started
-from .worker import POSITIONAL
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """The engine: one loop from a source of events to the handlers.
 
-    worker processes --event batches--> WorkerPool.receive()   (pool.py: the one blocking wait)
+    worker processes --event batches--> WorkerPool.receive()   (backends/local/pool.py: one wait)
         or a recording -----------------> RecordedSource        (sources.py)
-    -> stamp (seq, received_at) -> Recorder.append             (store.py, when recording)
+    -> stamp (seq, received_at) -> Recorder.append             (recording/writer.py, if asked)
     -> reduce(state, event)                                     (state.py: the only state change)
     -> process_event(event)                                     (handlers; compat.py turns events
                                                                  into 0.7.0 messages and hooks)
@@ -25,12 +25,12 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from . import outcomes, validate
+from .backends.local.pool import WorkerPool
+from .backends.local.worker import call_style
 from .errors import RunFailed
 from .events import EVENT_TYPES, AnyEvent, Done, Ran, Result, Started
-from .pool import WorkerPool
 from .sources import EventSource, LiveSource, RecordedSource
 from .state import FOLDS, RunState, reduce
-from .worker import call_style
 
 
 class _Terminated(BaseException):
@@ -235,7 +235,7 @@ class Engine:
         validate.check_arguments(self.function, style, items, shared)
         validate.check_picklable(self.function, shared, items, self.context.get_start_method())
         if self._record_options.get("path") is not None:
-            from .recording_session import open_recorder
+            from .recording.session import open_recorder
 
             self._recorder = open_recorder(self, items, shared, workers)
         self._source = self._live_source(items, shared, workers, style)
@@ -327,7 +327,7 @@ class Engine:
         if not batches:
             return False
         recorder = self._recorder
-        if recorder is not None:  # its own thread commits them (store.py)
+        if recorder is not None:  # its own thread commits them (recording/writer.py)
             for batch in batches:
                 recorder.append_batch(*batch)
         self._batches.extend(batches)

@@ -8,7 +8,7 @@ Every item of a run produces, in this order:
 
 Workers encode events with msgspec in batches and send them to the parent, which stamps each
 one with a sequence number and a receive time, folds it into the run's state (``state.py``),
-records it (``store.py``) and hands it to the handlers. A recording is read back as the same
+records it (``recording/writer.py``) and hands it to the handlers. A recording is read back as the same
 events, so replay is the same loop with another source.
 
 Tags are written to disk: they never change. New fields get defaults; existing fields never

@@ -17,7 +17,7 @@ import os
 from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
-from .recording import Recording, RunInfo, open_recording
+from .recording.reader import Recording, RunInfo, open_recording
 from .state import RunState
 
 

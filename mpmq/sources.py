@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
-from .pool import WorkerPool
+from .backends.local.pool import WorkerPool
 
 Batch = tuple  # (seq of the first event: int, received_at: float, events: list[AnyEvent])
 REPLAY_BATCH = 256

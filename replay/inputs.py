@@ -17,7 +17,7 @@ from typing import Any
 from mpmq import payload
 from mpmq.payload import Unpickled
 from mpmq.recording import ItemRecord, RunInfo
-from mpmq.redact import REDACTED
+from mpmq.recording.redact import REDACTED
 
 
 def item_input(record: ItemRecord, allow_pickle: bool) -> Any:

@@ -52,7 +52,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from mpmq.recording import open_recording
-from mpmq.store import RUN_STATUSES
+from mpmq.recording.writer import RUN_STATUSES
 
 from .report_assets import CSS, JS, csp_hash
 from .report_data import (

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from mpmq import MPmq, payload
+from mpmq.backends.local.worker import KWARGS, call_style
 from mpmq.compat import prefixed
 from mpmq.recording import open_recording
-from mpmq.redact import REDACTED
-from mpmq.worker import KWARGS, call_style
+from mpmq.recording.redact import REDACTED
 
 from . import inputs
 from .handlers import HandlerError, import_object, installed_elsewhere, show

@@ -15,12 +15,12 @@ import pytest
 
 from fixtures import workers
 from mpmq import Done, Error, Log, MPmq, Result, RunFailed, Started
+from mpmq.backends.local.pool import WorkerPool
+from mpmq.backends.local.worker import KWARGS
 from mpmq.errors import ItemCancelled
 from mpmq.events import Ran
 from mpmq.mpmq import NoActiveProcesses
-from mpmq.pool import WorkerPool
 from mpmq.state import FOLDS
-from mpmq.worker import KWARGS
 
 
 @pytest.fixture(params=["fork", "spawn"])

@@ -17,7 +17,7 @@ import pytest
 
 from fixtures import workers
 from mpmq import MPmq, fork_guard
-from mpmq.store import Recorder
+from mpmq.recording.writer import Recorder
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="fork only")
 ROOT = Path(__file__).resolve().parent.parent

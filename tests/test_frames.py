@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from mpmq.frames import READ_SIZE, FrameReader
+from mpmq.backends.local.frames import READ_SIZE, FrameReader
 
 
 def frames_through_a_pipe(messages):

@@ -24,9 +24,9 @@ from fixtures import make_recordings
 from mpmq.events import Done, Error, Log, Payload, Result, Started
 from mpmq.payload import Unpickled, load
 from mpmq.recording import open_recording
-from mpmq.recording_file import APPLICATION_ID
+from mpmq.recording.file import APPLICATION_ID
+from mpmq.recording.writer import Recorder
 from mpmq.state import RunState, reduce
-from mpmq.store import Recorder
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "fixtures" / "recordings"
 FORMAT_1 = RECORDINGS / "format-1.db"

@@ -115,7 +115,7 @@ def test_function_defined_in_main_needs_function_option(tmp_path):
         "subprocess:run",  # called with the item's keys: args="...", shell=True
         "click.testing:CliRunner",  # a package installed in site-packages
         "sqlite_utils.cli:cli",
-        "mpmq.worker:worker_main",  # mpmq itself
+        "mpmq.backends.local.worker:worker_main",  # mpmq itself
     ],
 )
 def test_a_recording_cannot_make_rerun_call_a_function_that_is_not_the_users(function, recorded, tmp_path):

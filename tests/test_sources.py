@@ -10,10 +10,10 @@ import pytest
 
 from fixtures import workers
 from mpmq import MPmq
-from mpmq.pool import WorkerPool
+from mpmq.backends.local.pool import WorkerPool
+from mpmq.backends.local.worker import KWARGS
 from mpmq.recording import open_recording
 from mpmq.sources import LiveSource, RecordedSource
-from mpmq.worker import KWARGS
 
 ITEMS = [{"value": i, "bad": 2} for i in range(5)]
 

@@ -1,4 +1,4 @@
-"""The recorder (store.py) and the reader (recording.py), checked on real files with plain SQL.
+"""The recorder (recording/writer.py) and the reader (recording/reader.py), checked on real files with plain SQL.
 
 No engine and no workers: runs are synthetic event streams fed through the Recorder exactly as
 the engine feeds it (append per event, maybe_commit per wake-up, finish with the folded state).
@@ -28,10 +28,10 @@ import pytest
 from mpmq.events import Done, Error, Log, Payload, Result, Started
 from mpmq.payload import for_rest, for_transit, load
 from mpmq.recording import FORMAT_VERSION, RecordingError, open_recording
-from mpmq.redact import REDACTED, patterns_for, redact, redact_argv
-from mpmq.rows import flat_input_columns, general_rest, input_columns, rest_payload, scalar_rest
+from mpmq.recording.redact import REDACTED, patterns_for, redact, redact_argv
+from mpmq.recording.rows import flat_input_columns, general_rest, input_columns, rest_payload, scalar_rest
+from mpmq.recording.writer import MAX_BUFFER, Recorder
 from mpmq.state import RunState, reduce
-from mpmq.store import MAX_BUFFER, Recorder
 
 T0 = 1_700_000_000.0
 TRACEBACK = (
@@ -308,7 +308,7 @@ def test_header_platform_is_platform_platform_without_its_subprocess():
     # processor name it leaves out on Linux; the header's name is the same string without it.
     code = (
         "import platform, subprocess\n"
-        "from mpmq.recording_session import platform_name\n"
+        "from mpmq.recording.session import platform_name\n"
         "def refuse(*a, **k): raise AssertionError('ran a subprocess')\n"
         "subprocess.check_output = refuse\n"
         "print(platform_name())\n"
@@ -650,7 +650,7 @@ KILLED_CHILD = textwrap.dedent(
     """
     import sys, time
     from mpmq.events import Log, Started
-    from mpmq.store import Recorder
+    from mpmq.recording.writer import Recorder
     rec = Recorder.open(sys.argv[1], {"item_count": 1}, [{"n": 0}], {})
     rec.append(0, time.time(), Started(offset=0, pid=1, time=time.time()))
     seq, commits = 0, 0

@@ -4,9 +4,9 @@ import logging
 import multiprocessing
 import threading
 
+from mpmq.backends.local.worker import POSITIONAL, ItemRunner
+from mpmq.backends.local.worker_channel import EventSender
 from mpmq.events import Done, Log, decode_batch
-from mpmq.worker import POSITIONAL, ItemRunner
-from mpmq.worker_channel import EventSender
 
 log = logging.getLogger("tests.worker")
 

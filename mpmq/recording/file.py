@@ -1,7 +1,7 @@
 """What a recording file is, and opening one to write a run into (issue 4).
 
 The format: its tables, its version, the checks that recognise an mpmq recording. Both the
-writer (``store.py``) and the reader (``recording.py``) take it from here, so they agree on
+writer (``writer.py``) and the reader (``reader.py``) take it from here, so they agree on
 what a recording is. Opening to write is the file's side of starting a run: created 0600 if
 new, switched to WAL, given its tables once even when several runs start into it at once; and
 closing folds the log back into the one file people copy and share.

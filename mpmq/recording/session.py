@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from .store import Recorder
+from .writer import Recorder
 
 
 def qualified(obj: Any) -> str:
@@ -35,7 +35,7 @@ def local_utc_offset() -> int:
 
 def open_recorder(engine: Any, items: list, shared: Mapping, workers: int) -> Recorder:
     """Open ``engine``'s recording (raises ``RecordingError`` before any worker starts)."""
-    from . import __version__
+    from .. import __version__
 
     options = engine._record_options
     header = {

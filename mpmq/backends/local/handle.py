@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 from multiprocessing.connection import wait
 from typing import Any
 
-from . import fork_guard
-from .events import Log, Payload, Result, decode_batch
+from ... import fork_guard
+from ...events import Log, Payload, Result, decode_batch
 from .frames import FrameReader
 from .worker import running_slot, worker_main
 

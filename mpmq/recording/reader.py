@@ -7,8 +7,8 @@ validated into its type, and nothing unpickled: pickles come back as bytes insid
 and ``mpmq.payload.load(payload, allow_pickle)`` decides. Every problem is one
 ``RecordingError`` line naming the file.
 
-The format (its tables, its version, the checks that recognise it) is ``recording_file.py``'s,
-shared with the writer (``store.py``).
+The format (its tables, its version, the checks that recognise it) is ``file.py``'s,
+shared with the writer (``writer.py``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any
 
 import msgspec
 
-from .events import AnyEvent, Done, Error, Log, Payload, Result, Started
-from .recording_file import FORMAT_VERSION, RecordingError, check_sqlite_file, read_format
+from ..events import AnyEvent, Done, Error, Log, Payload, Result, Started
+from .file import FORMAT_VERSION, RecordingError, check_sqlite_file, read_format
 
 __all__ = ["FORMAT_VERSION", "ItemRecord", "Recording", "RecordingError", "RunInfo", "open_recording"]
 

@@ -33,7 +33,7 @@ from multiprocessing import parent_process, util
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from .events import Payload, Ran, Result, Started, encode_batch
+from ...events import Payload, Ran, Result, Started, encode_batch
 from .fork_relay import ForkRelay
 
 FLUSH_INTERVAL = 0.01

@@ -14,7 +14,7 @@ A recording is never worth a run: a write that fails mid-run (disk full, sqlite 
 the recording, keeps the reason in ``Recorder.failure`` for the engine to report, and never
 raises into the run.
 
-The tables are format 1's, as ``recording_file.py`` freezes them; rows go in through multi-row
+The tables are format 1's, as ``file.py`` freezes them; rows go in through multi-row
 INSERTs on the raw connection, several times faster than sqlite-utils' ``insert_all``.
 """
 
@@ -28,12 +28,12 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import fork_guard
-from .events import AnyEvent, Result
-from .recording_file import FORMAT_VERSION, RecordingError, end_writing, starting_run
+from .. import fork_guard
+from ..events import AnyEvent, Result
+from ..state import ItemState, RunState
+from .file import FORMAT_VERSION, RecordingError, end_writing, starting_run
 from .redact import RedactOption, patterns_for
 from .rows import HEADER_KEYS, EventInserts, Rest, clean_text, insert_run, item_inputs, max_variables, rest_payload
-from .state import ItemState, RunState
 
 __all__ = ["Recorder", "RecordingError", "FORMAT_VERSION", "RUN_STATUSES"]
 

@@ -23,9 +23,9 @@ from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
-from . import payload
-from .errors import UnpicklableResult, qualified_name
-from .events import Done, Error, Log, Result, Started
+from ... import payload
+from ...errors import UnpicklableResult, qualified_name
+from ...events import Done, Error, Log, Result, Started
 from .lean_records import LeanRecords
 from .worker_channel import EventSender, Inbox
 

@@ -1,4 +1,4 @@
-"""A run's values and events as the rows of a recording (the format is in ``recording_file.py``).
+"""A run's values and events as the rows of a recording (the format is in ``file.py``).
 
 Values that JSON represents exactly are stored as JSON text (queryable with ``json_extract``);
 others as their ``repr``, plus a pickle only when the caller opted in. Event rows are built
@@ -16,9 +16,9 @@ from typing import Any
 
 import msgspec
 
-from .events import AnyEvent, Done, Error, Log, Payload, Result, Started
-from .payload import for_rest, is_wire_int, json_or_unset, safe_repr
-from .recording_file import FORMAT_VERSION
+from ..events import AnyEvent, Done, Error, Log, Payload, Result, Started
+from ..payload import for_rest, is_wire_int, json_or_unset, safe_repr
+from .file import FORMAT_VERSION
 from .redact import is_secret, redact, redact_argv
 
 HEADER_KEYS = (

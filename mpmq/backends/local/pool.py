@@ -30,9 +30,9 @@ from collections.abc import Callable, Mapping
 from multiprocessing import util
 from typing import Any
 
+from ...errors import ItemCancelled, ItemTimeout, WorkerDied, qualified_name
+from ...events import Done, Error, Ran, Started, expand
 from . import chunks
-from .errors import ItemCancelled, ItemTimeout, WorkerDied, qualified_name
-from .events import Done, Error, Ran, Started, expand
 from .handle import WorkerHandle
 
 MAX_CHUNK = 512
