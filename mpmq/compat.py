@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from queue import Empty
 from typing import Any
 
-from .backends.local.worker import POSITIONAL
+from .calling import POSITIONAL
 from .engine import Engine
 from .errors import NoActiveProcesses
 from .events import EVENT_TYPES, AnyEvent, Done, Error, Log, Result, Started

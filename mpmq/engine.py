@@ -26,7 +26,7 @@ from typing import Any
 
 from . import outcomes, validate
 from .backends.local.pool import WorkerPool
-from .backends.local.worker import call_style
+from .calling import call_style
 from .errors import RunFailed
 from .events import EVENT_TYPES, AnyEvent, Done, Ran, Result, Started
 from .sources import EventSource, LiveSource, RecordedSource

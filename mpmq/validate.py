@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
-from .backends.local.worker import KWARGS
+from .calling import KWARGS
 
 
 def check_function(function: Any) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from mpmq import MPmq, payload
-from mpmq.backends.local.worker import KWARGS, call_style
+from mpmq.calling import KWARGS, call_style
 from mpmq.compat import prefixed
 from mpmq.recording import open_recording
 from mpmq.recording.redact import REDACTED

@@ -16,7 +16,7 @@ import pytest
 from fixtures import workers
 from mpmq import Done, Error, Log, MPmq, Result, RunFailed, Started
 from mpmq.backends.local.pool import WorkerPool
-from mpmq.backends.local.worker import KWARGS
+from mpmq.calling import KWARGS
 from mpmq.errors import ItemCancelled
 from mpmq.events import Ran
 from mpmq.mpmq import NoActiveProcesses

@@ -11,7 +11,7 @@ import pytest
 from fixtures import workers
 from mpmq import MPmq
 from mpmq.backends.local.pool import WorkerPool
-from mpmq.backends.local.worker import KWARGS
+from mpmq.calling import KWARGS
 from mpmq.recording import open_recording
 from mpmq.sources import LiveSource, RecordedSource
 

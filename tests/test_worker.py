@@ -4,8 +4,9 @@ import logging
 import multiprocessing
 import threading
 
-from mpmq.backends.local.worker import POSITIONAL, ItemRunner
+from mpmq.backends.local.worker import ItemRunner
 from mpmq.backends.local.worker_channel import EventSender
+from mpmq.calling import POSITIONAL
 from mpmq.events import Done, Log, decode_batch
 
 log = logging.getLogger("tests.worker")

@@ -24,6 +24,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from ... import payload
+from ...calling import KWARGS
 from ...errors import UnpicklableResult, qualified_name
 from ...events import Done, Error, Log, Result, Started
 from .lean_records import LeanRecords
@@ -31,9 +32,6 @@ from .worker_channel import EventSender, Inbox
 
 TRIVIAL_ITEM = 0.001
 LARGE_RESULT = 1 << 20  # bytes of pickle from which a result skips the batch
-
-KWARGS = "kwargs"
-POSITIONAL = "positional"
 
 
 class _EventLogHandler(logging.Handler):
@@ -69,18 +67,6 @@ class _EventLogHandler(logging.Handler):
             Log(self.offset, self.pid, record.created, record.levelno, record.name, message, exc_text),
             len(message) + 64,
         )
-
-
-def call_style(function: Callable) -> str:
-    """0.7.0's rule: keyword arguments when every parameter has a default or is ``**kwargs``."""
-    import inspect
-
-    try:
-        parameters = inspect.signature(function).parameters.values()
-    except (TypeError, ValueError):
-        return POSITIONAL
-    uses_kwargs = all(p.default is not p.empty or p.kind is p.VAR_KEYWORD for p in parameters)
-    return KWARGS if uses_kwargs else POSITIONAL
 
 
 def error_event(offset: int, pid: int, exc: BaseException, from_item: bool = False) -> Error:
