@@ -8,7 +8,7 @@ re-run item failed, 2 usage errors and unusable data: a bad file, run or handler
 on stderr naming it (recordings are shared files, often broken or foreign: that is no reason
 for a traceback).
 
-The HTML ``report`` lives in ``replay/report_command.py`` and is added at the bottom.
+The HTML ``report`` lives in ``replay/report/command.py`` and is added at the bottom.
 ``main`` is the console script declared in pyproject.toml, so it stays the group itself.
 """
 
@@ -31,7 +31,7 @@ from . import export
 from . import logs as logs_module
 from .handlers import LAST_LOG_LINES, HandlerError, Printer, build_handler, one_line
 from .loader import fold
-from .report_command import report
+from .report.command import report
 from .rerun import RerunError, prepare, run_here, run_in_workers
 from .summary import Facts, local_time, render
 
@@ -345,7 +345,7 @@ def rerun(
     sys.exit(0 if ok else 1)
 
 
-main.add_command(report)  # written in its own module: replay/report_command.py
+main.add_command(report)  # written in its own package: replay/report/command.py
 
 if __name__ == "__main__":
     # Under ``python -m replay.cli`` this file runs as __main__, a second copy of the module:
