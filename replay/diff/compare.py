@@ -17,6 +17,7 @@ to a secret is not seen.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ SLOWEST_CHANGES = 5  # the items whose duration changed most
 VOLATILE_MESSAGES = frozenset({"mpmq.errors.WorkerDied", "mpmq.errors.ItemTimeout", "mpmq.errors.ItemCancelled"})
 
 _ABSENT = object()
+_encode = msgspec.json.encode
 
 
 @dataclass(frozen=True)
@@ -169,9 +171,9 @@ def compare(a: RunFacts, b: RunFacts) -> Diff:
             changes.append(change)
         if item_a.duration is not None and item_b.duration is not None and item_a.duration != item_b.duration:
             durations.append(DurationChange(offset, item_a.duration, item_b.duration))
-    durations.sort(key=lambda d: (-abs(d.change), d.offset))
+    largest = heapq.nsmallest(SLOWEST_CHANGES, durations, key=lambda d: (-abs(d.change), d.offset))
     shared = json_difference(a.header.shared_data, b.header.shared_data)
-    return Diff(a, b, changes, durations[:SLOWEST_CHANGES], shared)
+    return Diff(a, b, changes, largest, shared)
 
 
 def _compare_item(a: ItemFacts, b: ItemFacts) -> ItemChange | None:
@@ -221,6 +223,8 @@ def json_difference(a: Any, b: Any) -> ValueChange | None:
     Strict: values of different types differ even when Python calls them equal (``1``,
     ``1.0``, ``True``). Iterative, so a deeply nested crafted value cannot overflow the stack.
     """
+    if _same_json(a, b):  # most values are unchanged: one C call each instead of a walk
+        return None
     stack: list[tuple[str, Any, Any]] = [("$", a, b)]
     while stack:
         path, x, y = stack.pop()
@@ -241,6 +245,17 @@ def json_difference(a: Any, b: Any) -> ValueChange | None:
         elif x != y:
             return ValueChange(path, "json", x, y)
     return None
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """Equal JSON text: strictly the same value (``1``, ``1.0`` and ``true`` encode apart).
+
+    Not equal text can still be the same value (keys in another order): the walk decides.
+    """
+    try:
+        return _encode(a) == _encode(b)
+    except (TypeError, RecursionError, msgspec.EncodeError):  # too deep to encode: the walk copes
+        return False
 
 
 def _key_path(path: str, key: str) -> str:

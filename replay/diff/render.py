@@ -60,7 +60,7 @@ def text(diff: Diff) -> str:
         lines += [f"  item {d.offset}: {_seconds(d.a)} -> {_seconds(d.b)} ({_seconds(d.change, '+')})"
                   for d in diff.durations]
     counts = diff.counts()
-    lines += ["", f"{counts['compared']} items compared: {_counts(counts)}"]
+    lines += ["", f"{_n(counts['compared'], 'item', 'items')} compared: {_counts(counts)}"]
     lines.append("same outcomes and results" if diff.same else "the runs differ")
     return "\n".join(lines) + "\n"
 
@@ -69,7 +69,8 @@ def _run_line(name: str, run: RunFacts) -> str:
     header = run.header
     status = header.status if header.complete else f"INCOMPLETE (recorded status {header.status!r})"
     counts = ", ".join(f"{count} {outcome}" for outcome, count in run.counts().items() if count)
-    return f"{name}: run {header.id} of {run.path}: {status}, {len(run.items)} items ({counts or 'none'})"
+    size = _n(len(run.items), "item", "items")
+    return f"{name}: run {header.id} of {run.path}: {status}, {size} ({counts or 'none'})"
 
 
 def _section(title: str, changes: list[ItemChange], line) -> list[str]:
