@@ -18,10 +18,12 @@ from click.testing import CliRunner
 
 from fixtures.diff_jobs import ITEMS, convert, record_tally
 from fixtures.replay_cli import ROOT, cli, one_error_line
+from fixtures.replay_workers import exploit
 from mpmq import MPmq
 from mpmq.events import Payload
+from mpmq.recording import RunInfo
 from replay.cli import main
-from replay.diff import json_difference
+from replay.diff import ItemFacts, RunFacts, as_json, compare, json_difference, text
 from replay.diff.compare import payload_difference
 
 FORMAT_1 = ROOT / "fixtures" / "recordings" / "format-1.db"
@@ -175,6 +177,21 @@ def test_the_format_1_fixture_against_a_fresh_recording(tmp_path):
     assert 'shared data: $.variant: (absent) -> "list"\n' in result.stdout
 
 
+def test_pickled_results_are_compared_by_repr_and_never_unpickled(tmp_path):
+    marker, other = tmp_path / "pwned", tmp_path / "other"
+    paths = [tmp_path / f"{name}.db" for name in ("first", "second", "third")]
+    for path, target in zip(paths, (marker, marker, other)):
+        MPmq(exploit, process_data=[{"path": str(target)}]).execute(record=str(path), record_pickle=True)
+        target.unlink()  # the live parent unpickled its own worker's result; diff must not
+    same = cli("diff", str(paths[0]), str(paths[1]))
+    assert same.returncode == 0, same.stdout + same.stderr
+    changed = cli("diff", str(paths[0]), str(paths[2]))
+    assert changed.returncode == 1, changed.stdout + changed.stderr
+    assert f"item 0: $.path: {json.dumps(str(marker))} -> {json.dumps(str(other))}" in changed.stdout  # the input
+    assert f"item 0: (repr): Touched({str(marker)!r}) -> Touched({str(other)!r})" in changed.stdout  # the result
+    assert not marker.exists() and not other.exists()
+
+
 # --- bad usage: one line on stderr, exit status 2 --------------------------------------------
 
 
@@ -256,3 +273,33 @@ def test_values_without_json_compare_by_repr_and_are_never_unpickled():
     assert same is None
     change = payload_difference(Payload(repr="(1, 2)"), Payload(json=[1, 2], repr="[1, 2]"))
     assert change is not None and (change.by, change.a, change.b) == ("repr", "(1, 2)", "[1, 2]")
+
+
+# --- printing: made-up runs, no processes ----------------------------------------------------
+
+
+def made_up(path: str, outcomes: list[str], results: list[Payload | None] | None = None) -> RunFacts:
+    results = results or [Payload(json={"n": n}, repr="") for n in range(len(outcomes))]
+    items = [ItemFacts(offset=n, input=Payload(json={"n": n}), outcome=outcome, result=results[n],
+                       error_type="builtins.ValueError" if outcome == "failed" else None,
+                       error_message=f"bad {n}" if outcome == "failed" else None)
+             for n, outcome in enumerate(outcomes)]  # fmt: skip
+    return RunFacts(path, RunInfo(id=1, status="failed", shared_data={"k": 1}), items)
+
+
+def test_long_sections_are_cut_and_json_lists_every_item():
+    diff = compare(made_up("a.db", ["succeeded"] * 30), made_up("b.db", ["failed"] * 30))
+    printed = text(diff)
+    assert "outcomes changed (30):\n" in printed
+    assert "  item 19: succeeded -> failed (builtins.ValueError: bad 19)\n" in printed
+    assert "item 20:" not in printed and "  and 10 more (--json lists every one)\n" in printed
+    assert [item["offset"] for item in as_json(diff)["items"]] == list(range(30))
+    assert json.loads(json.dumps(as_json(diff))) == as_json(diff)  # plain JSON data throughout
+
+
+def test_a_result_changed_into_a_value_json_cannot_hold():
+    a = made_up("a.db", ["succeeded"], [Payload(json=[1, 2], repr="[1, 2]")])
+    b = made_up("b.db", ["succeeded"], [Payload(repr="(1, 2)")])
+    change = as_json(compare(a, b))["items"][0]["result"]
+    assert change == {"path": "$", "by": "repr", "a": "[1, 2]", "b": "(1, 2)", "missing": None}
+    assert "  item 0: (repr): [1, 2] -> (1, 2)\n" in text(compare(a, b))
