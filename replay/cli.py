@@ -5,7 +5,7 @@ A click group in the sqlite-utils mould: ``--version``, every command's help end
 ``Example:`` block, and a first argument that is not a command is the file to replay
 (``mpmq-replay run.db`` is ``mpmq-replay replay run.db``, as ``sqlite-utils data.db "select
 ..."`` is its ``query``). Exit status: 0 done, 1 a replay diverged / a handler raised / a
-re-run item failed, 2 usage errors and unusable data: a bad file, run or handler is one line
+re-run item failed / two diffed runs differ, 2 usage errors and unusable data: a bad file, run or handler is one line
 on stderr naming it (recordings are shared files, often broken or foreign: that is no reason
 for a traceback).
 
@@ -363,7 +363,8 @@ def diff(ctx: click.Context, paths: tuple[str, ...], run_ids: tuple[int, ...], a
     JSON path, e.g. $.totals[2].count), whose input changed, each item's first log line that
     differs, the items whose duration changed most, and the counts. Two files compare their
     latest runs (or --run A --run B, one of each); one file compares two of its runs. Exit
-    status 0 when the outcomes and results are the same, 1 when they differ.
+    status 0 when the outcomes and results are the same, 1 when they differ, 2 when the
+    arguments do not name two runs (one run named as both sides is refused too).
 
     Example:
 
@@ -391,11 +392,10 @@ def diff_sides(paths: tuple[str, ...], run_ids: tuple[int, ...]) -> list[tuple[s
         return [(paths[0], run_ids[0] if run_ids else None), (paths[1], run_ids[1] if run_ids else None)]
     if len(paths) == 1 and len(run_ids) == 2:
         return [(paths[0], run_ids[0]), (paths[0], run_ids[1])]
+    times = f"--run given {len(run_ids)} time{'s' if len(run_ids) != 1 else ''}" if run_ids else "no --run"
     if len(paths) == 1:
-        given = f"--run given {len(run_ids)} times" if run_ids else "no --run"
-        raise DataError(f"{paths[0]}: name two of its runs to compare, --run A --run B ({given})")
+        raise DataError(f"{paths[0]}: name two of its runs to compare, --run A --run B ({times})")
     if len(paths) == 2:
-        times = f"given {len(run_ids)} time{'s' if len(run_ids) != 1 else ''}"
         raise DataError(f"with two files, give --run twice (a run of each, in order) or not at all ({times})")
     raise DataError(f"diff compares two runs: give two files, or one and --run A --run B ({len(paths)} files given)")
 
