@@ -8,13 +8,17 @@ item 1's second log line, item 2's outcome and item 3's result, and nothing else
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fixtures.diff_jobs import ITEMS, convert, record_tally
 from fixtures.replay_cli import ROOT, cli, one_error_line
@@ -265,6 +269,33 @@ def test_json_difference_of_deeply_nested_values_does_not_overflow():
         deep_a, deep_b = [deep_a], [deep_b]
     change = json_difference(deep_a, deep_b)
     assert change is not None and change.path == "$" + "[0]" * 5000 + "[0]" and change.missing == "a"
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from([0.0, 1.0, 2.5]) | st.sampled_from("ab"),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["a", "b", "c d"]), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+def at(value, path: str):
+    """The value at a path json_difference names (``$``, ``.key``, ``["key"]``, ``[index]``)."""
+    for key, index in re.findall(r'\.(\w+)|\[(\d+|"[^"]*")\]', path[1:]):
+        value = value[key] if key else value[json.loads(index)]
+    return value
+
+
+@given(JSON, JSON)
+def test_json_difference_agrees_with_strict_json_equality(a, b):
+    change = json_difference(a, b)
+    strictly_equal = msgspec.json.encode(a, order="sorted") == msgspec.json.encode(b, order="sorted")
+    assert (change is None) == strictly_equal
+    assert json_difference(a, json.loads(json.dumps(a))) is None
+    if change is not None:  # the path leads to the values it names, on the side that has them
+        if change.missing != "a":
+            assert at(a, change.path) == change.a
+        if change.missing != "b":
+            assert at(b, change.path) == change.b
 
 
 def test_values_without_json_compare_by_repr_and_are_never_unpickled():
