@@ -74,6 +74,7 @@ def test_json_has_the_documented_shape(runs):
     result = invoke(str(runs["good"]), str(runs["changed"]), "--json")
     assert result.exit_code == 1, result.output
     diff = json.loads(result.output)
+    assert list(diff) == ["same", "a", "b", "counts", "shared_data", "items", "durations"]
     assert diff["same"] is False
     assert diff["a"] == {"path": str(runs["good"]), "run": 1, "status": "succeeded", "complete": True,
                          "function": "fixtures.diff_jobs:tally", "items": 6, "succeeded": 6, "failed": 0,
@@ -84,6 +85,8 @@ def test_json_has_the_documented_shape(runs):
     assert diff["shared_data"] == {"path": "$.variant", "by": "json", "a": "good", "b": "changed", "missing": None}
     items = {item["offset"]: item for item in diff["items"]}
     assert sorted(items) == [1, 2, 3]
+    assert list(items[1]) == ["offset", "a", "b", "differs", "outcome_changed", "input", "result", "error_changed",
+                              "log"]  # fmt: skip
     assert items[1]["differs"] is False  # a log line alone is no difference of outcome or result
     assert items[1]["log"]["line"] == 2 and items[1]["log"]["a_lines"] == items[1]["log"]["b_lines"] == 2
     assert items[1]["log"]["a"] == {"level": "WARNING", "logger": "diff_jobs", "message": "item 1 read the old file"}
