@@ -21,6 +21,7 @@ existing ones never change meaning)::
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -43,18 +44,8 @@ def text(diff: Diff) -> str:
         lines.append(f"function: {diff.a.header.function or '-'} -> {diff.b.header.function or '-'}")
     if diff.shared_data is not None:
         lines.append(f"shared data: {_value_change(diff.shared_data)}")
-    items = diff.items
-    lines += _section("only in a", [c for c in items if c.b is None], lambda c: f"item {c.offset}: {_outcome(c.a)}")
-    lines += _section("only in b", [c for c in items if c.a is None], lambda c: f"item {c.offset}: {_outcome(c.b)}")
-    lines += _section("inputs differ", [c for c in items if c.input], lambda c: f"item {c.offset}: "
-                      + _value_change(c.input))  # fmt: skip
-    lines += _section("outcomes changed", [c for c in items if c.outcome_changed],
-                      lambda c: f"item {c.offset}: {_outcome(c.a)} -> {_outcome(c.b)}")  # fmt: skip
-    lines += _section("results differ", [c for c in items if c.result], lambda c: f"item {c.offset}: "
-                      + _value_change(c.result))  # fmt: skip
-    lines += _section("errors differ", [c for c in items if c.error_changed],
-                      lambda c: f"item {c.offset}: {_error(c.a)} -> {_error(c.b)}")  # fmt: skip
-    lines += _section("first log line that differs", [c for c in items if c.log], _log_change)
+    for title, listed, describe in _SECTIONS:
+        lines += _section(title, [change for change in diff.items if listed(change)], describe)
     if diff.durations:
         lines += ["", "durations changed most:"]
         lines += [f"  item {d.offset}: {_seconds(d.a)} -> {_seconds(d.b)} ({_seconds(d.change, '+')})"
@@ -65,6 +56,18 @@ def text(diff: Diff) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Each kind of change: its title, which items it lists, and the line(s) for one item.
+_SECTIONS: tuple[tuple[str, Callable[[ItemChange], bool], Callable[[ItemChange], str]], ...] = (
+    ("only in a", lambda c: c.b is None, lambda c: f"item {c.offset}: {_outcome(c.a)}"),
+    ("only in b", lambda c: c.a is None, lambda c: f"item {c.offset}: {_outcome(c.b)}"),
+    ("inputs differ", lambda c: c.input is not None, lambda c: f"item {c.offset}: {_value_change(c.input)}"),
+    ("outcomes changed", lambda c: c.outcome_changed, lambda c: f"item {c.offset}: {_outcome(c.a)} -> {_outcome(c.b)}"),
+    ("results differ", lambda c: c.result is not None, lambda c: f"item {c.offset}: {_value_change(c.result)}"),
+    ("errors differ", lambda c: c.error_changed, lambda c: f"item {c.offset}: {_error(c.a)} -> {_error(c.b)}"),
+    ("first log line that differs", lambda c: c.log is not None, lambda c: _log_change(c)),
+)
+
+
 def _run_line(name: str, run: RunFacts) -> str:
     header = run.header
     status = header.status if header.complete else f"INCOMPLETE (recorded status {header.status!r})"
@@ -73,7 +76,7 @@ def _run_line(name: str, run: RunFacts) -> str:
     return f"{name}: run {header.id} of {run.path}: {status}, {size} ({counts or 'none'})"
 
 
-def _section(title: str, changes: list[ItemChange], line) -> list[str]:
+def _section(title: str, changes: list[ItemChange], line: Callable[[ItemChange], str]) -> list[str]:
     if not changes:
         return []
     lines = ["", f"{title} ({len(changes)}):"]
@@ -98,7 +101,8 @@ def _error(item: ItemFacts | None) -> str:
     return f"{item.error_type}: {_cut(' '.join((item.error_message or '').split()), 120)}"
 
 
-def _value_change(change: ValueChange) -> str:
+def _value_change(change: ValueChange | None) -> str:
+    assert change is not None
     where = change.path if change.by == "json" else "(repr)"
     return f"{where}: {_value(change, 'a')} -> {_value(change, 'b')}"
 
