@@ -13,8 +13,8 @@ How the README is read:
   ``<!-- run -->`` before a ``sh`` block runs its commands (``python ...``, ``mpmq-replay ...``)
   in a directory holding those modules. A command's comment ``exits with status N`` gives its
   expected status (default 0). ``<!-- output of: COMMAND -->`` before a ``text`` block shows
-  that command's output, with pids, times and paths as placeholders: its other lines must
-  appear in the real output.
+  that command's output, as run by the ``<!-- run -->`` block above it, with pids, times and
+  paths as placeholders: its other lines must appear in the real output.
 - ``<!-- no-test -->`` skips a block; keep it for what truly cannot run.
 """
 
@@ -93,6 +93,12 @@ RUNS = [b for b in BLOCKS if b.language == "sh" and b.directive == "run"]
 SHOWN = [b for b in BLOCKS if b.language == "text" and b.directive.startswith("output of:")]
 
 
+def shown_after(block: Block) -> list[Block]:
+    """The ``output of`` blocks that follow a ``run`` block, up to the next ``run`` block."""
+    end = min((b.line for b in RUNS if b.line > block.line), default=len(README.read_text().splitlines()) + 1)
+    return [b for b in SHOWN if block.line < b.line < end]
+
+
 def expected_output(block: Block) -> Block | None:
     return next((b for b in BLOCKS if b.follows is block and b.language == "text"), None)
 
@@ -116,6 +122,11 @@ def test_every_block_names_its_language() -> None:
     unnamed = [b.line for b in BLOCKS if b.language not in LANGUAGES]
     assert not unnamed, f"fenced blocks at README lines {unnamed} need one of {sorted(LANGUAGES)}"
     assert len(SCRIPTS) >= 5 and RUNS and SHOWN  # a parsing slip must not test nothing
+
+
+def test_every_shown_output_follows_the_run_block_that_makes_it() -> None:
+    checked = [shown.line for block in RUNS for shown in shown_after(block)]
+    assert sorted(checked) == [b.line for b in SHOWN], "an `output of` block above every `run` block is never checked"
 
 
 @pytest.mark.deadline(90)
@@ -185,7 +196,7 @@ def test_worked_example_commands_run(block: Block, tmp_path: Path) -> None:
     pdb = next((out for command, out in outputs.items() if "--pdb" in command), None)
     if pdb is not None:
         assert "(Pdb)" in pdb and "b'GIF89a'" in pdb, pdb
-    for shown in SHOWN:
+    for shown in shown_after(block):
         command = shown.directive.split(":", 1)[1].strip()
         assert command in outputs, f"README line {shown.line} shows the output of `{command}`, never run"
         actual = masked(outputs[command])

@@ -20,18 +20,19 @@ from click.testing import CliRunner
 
 from fixtures.report_jobs import SCRIPT, record_every_outcome, record_tiny
 from mpmq.recording import RunInfo, open_recording
-from replay import report_data, report_timeline
 from replay.report import Report, render, render_report, write_report
-from replay.report_assets import CSS
-from replay.report_command import report as report_command
-from replay.report_data import ItemView, LogLine, clean
+from replay.report import data as report_data
+from replay.report import timeline as report_timeline
+from replay.report.assets import CSS
+from replay.report.command import report as report_command
+from replay.report.data import ItemView, LogLine, clean
 
 ROOT = Path(__file__).resolve().parent.parent
 FORMAT_1 = ROOT / "fixtures" / "recordings" / "format-1.db"
 OUTCOMES = {"mpmq.errors.WorkerDied": "crashed", "mpmq.errors.ItemTimeout": "timeout",
             "mpmq.errors.ItemCancelled": "cancelled"}  # fmt: skip
-WORST_CASE_LIMIT = 9_000_000  # bytes, for any run (see report.py's docstring)
-SIZE_LIMIT_5000 = 3_000_000  # bytes; measured 1.7 MB (the figure in the docstring of report.py)
+WORST_CASE_LIMIT = 9_000_000  # bytes, for any run (see replay/report/page.py's docstring)
+SIZE_LIMIT_5000 = 3_000_000  # bytes; measured 1.7 MB (the figure in the docstring of replay/report/page.py)
 
 
 class Tags(HTMLParser):
@@ -279,7 +280,7 @@ def test_report_command_writes_the_page(tmp_path):
 def test_report_command_default_output_is_next_to_the_recording(tmp_path):
     copy = tmp_path / "run.db"
     copy.write_bytes(FORMAT_1.read_bytes())
-    result = subprocess.run([sys.executable, "-m", "replay.report_command", str(copy)], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "replay.report.command", str(copy)], capture_output=True,
                             text=True, timeout=60, cwd=ROOT)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "run.html").exists()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from .report_data import LABELS, MAX_BARS, MAX_LANES, ItemView, Report, esc, seconds
+from .data import LABELS, MAX_BARS, MAX_LANES, ItemView, Report, esc, seconds
 
 WIDTH = 1200
 X0, X1 = 150.0, 1186.0  # the plot area; lane labels end at X0 - 8

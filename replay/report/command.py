@@ -1,7 +1,7 @@
-"""``mpmq-replay report``: write a recorded run's HTML report (issue 8; the page: ``report.py``).
+"""``mpmq-replay report``: write a recorded run's HTML report (issue 8; the page: ``page.py``).
 
 The CLI group registers it (``replay/cli.py``: ``main.add_command(report)``); it also runs on
-its own (``python -m replay.report_command run.db``). Like every ``mpmq-replay`` command, a
+its own (``python -m replay.report.command run.db``). Like every ``mpmq-replay`` command, a
 bad recording, an unknown run or an output that cannot be written is one line on stderr
 (``Error: ...`` naming the file) and exit status 2, never a traceback.
 """
@@ -14,7 +14,7 @@ import click
 
 from mpmq.recording import RecordingError
 
-from .report import write_report
+from .page import write_report
 
 
 class ReportError(click.ClickException):

@@ -1,4 +1,4 @@
-"""The report page's inline CSS and JavaScript (``replay/report.py`` builds the HTML around them).
+"""The report page's inline CSS and JavaScript (``page.py`` builds the HTML around them).
 
 Both are constants: nothing recorded is ever formatted into them, so the page's one script is
 known in advance and the Content-Security-Policy can allow exactly it, by hash.

@@ -1,11 +1,11 @@
 """One self-contained HTML page from a recorded run: summary, timeline, items, logs, failures.
 
-Issue 8. The command is ``mpmq-replay report run.db -o report.html`` (``report_command.py``).
+Issue 8. The command is ``mpmq-replay report run.db -o report.html`` (``command.py``).
 
-    recording --open_recording (read-only, validated)--> collect()      report_data.py: a Report,
+    recording --open_recording (read-only, validated)--> collect()      data.py: a Report,
                                                                          plain data, capped
               --> render() --> one HTML string:
-                    header + summary | timeline (report_timeline.py: inline SVG)
+                    header + summary | timeline (timeline.py: inline SVG)
                     | items table + log view | failures | one <template> of log lines per item
               --> write_report() --> the file, written next to its final name, then renamed
 
@@ -18,9 +18,9 @@ and passed through ``html.escape`` before it reaches the page, always between ta
 into an attribute: a log line ``<script>`` shows as text. The page loads nothing (no network,
 no external assets) and its Content-Security-Policy allows only its own inline script and
 stylesheet, by hash, so even a bug in the escaping could not run a recorded script. CSS and
-JavaScript: ``report_assets.py``.
+JavaScript: ``assets.py``.
 
-Limits (``report_data.py``), so that 5 items and 5,000 both read well and the file stays small:
+Limits (``data.py``), so that 5 items and 5,000 both read well and the file stays small:
 
 - Timeline: one lane per worker pid, one bar per started item up to ``MAX_BARS`` (2,000);
   beyond that, neighbouring bars of a lane with the same outcome and no visible gap merge, at
@@ -54,8 +54,8 @@ from pathlib import Path
 from mpmq.recording import open_recording
 from mpmq.recording.writer import RUN_STATUSES
 
-from .report_assets import CSS, JS, csp_hash
-from .report_data import (
+from .assets import CSS, JS, csp_hash
+from .data import (
     LABELS,
     LOG_CHARS,
     MAX_FAILURE_DETAILS,
@@ -70,7 +70,7 @@ from .report_data import (
     esc_cut,
     seconds,
 )
-from .report_timeline import timeline
+from .timeline import timeline
 
 __all__ = ["render_report", "write_report", "render", "collect", "Report"]
 
@@ -263,7 +263,7 @@ def _log_lines(lines: list[LogLine]) -> str:
     for line in lines:
         level = _LEVELS.get(line.level, f"LEVEL {line.level}")
         exc = f"\n{esc(line.exc_text)}" if line.exc_text else ""
-        # <i> time, <b> level, <u> logger (styled in report_assets.CSS): short tags, many lines.
+        # <i> time, <b> level, <u> logger (styled in assets.CSS): short tags, many lines.
         out.append(f'<li class="l{min(max(line.level // 10, 1), 5)}0"><i>+{line.time:.3f}</i><b>{level}</b>'
                    f"<u>{esc(line.logger)}</u>{esc(line.message)}{exc}</li>")  # fmt: skip
     return f'<ol class="log-lines">{"".join(out)}</ol>'

@@ -1,4 +1,4 @@
-"""What the report shows, read from a recording and capped: the data half of ``report.py``.
+"""What the report shows, read from a recording and capped: the data half of ``page.py``.
 
     Recording (mpmq.recording: read-only, validated, nothing unpickled)
       .run() .items() --> one ItemView per item (outcome, times from the run's start, texts)
@@ -7,7 +7,7 @@
 
 Every recorded string is made printable and bounded here (``clean``) and escaped when it is
 written into the page (``esc``), never before. The limits below are the report's; the module
-docstring of ``report.py`` explains what each one bounds and what the page says when it cuts.
+docstring of ``page.py`` explains what each one bounds and what the page says when it cuts.
 """
 
 from __future__ import annotations
