@@ -2,6 +2,7 @@
 
     worker processes --event batches--> WorkerPool.receive()   (backends/local/pool.py: one wait)
         or a recording -----------------> RecordedSource        (sources.py)
+    -> FailurePolicy.review: attempts, retries, stop_on_error  (retries.py, live runs)
     -> stamp (seq, received_at) -> Recorder.append             (recording/writer.py, if asked)
     -> reduce(state, event)                                     (state.py: the only state change)
     -> process_event(event)                                     (handlers; compat.py turns events
@@ -29,6 +30,7 @@ from .backends.local.pool import WorkerPool
 from .calling import call_style
 from .errors import RunFailed
 from .events import EVENT_TYPES, AnyEvent, Done, Ran, Result, Started
+from .retries import FailurePolicy
 from .sources import EventSource, LiveSource, RecordedSource
 from .state import FOLDS, RunState, reduce
 
@@ -52,8 +54,12 @@ class Engine:
         item_timeout: float | None = None,
         stop_on_error: bool = False,
         max_items_per_worker: int | None = None,
+        retries: int = 0,
+        retry_delay: float = 0,
+        retry_on: tuple[type[BaseException], ...] | None = None,
     ) -> None:
         validate.check_function(function)
+        validate.check_retries(retries, retry_delay, retry_on)
         validate.check_positive("item_timeout", item_timeout)
         validate.check_positive("max_items_per_worker", max_items_per_worker, int)
         self.function = function
@@ -66,6 +72,10 @@ class Engine:
         self.item_timeout = item_timeout
         self.stop_on_error = stop_on_error
         self.max_items_per_worker = max_items_per_worker
+        self.retries = retries  # issue 19: attempts after the first, for what retry_on allows
+        self.retry_delay = retry_delay
+        self.retry_on = retry_on
+        self._policy: FailurePolicy | None = None
         self._source: EventSource | None = None
         self._ended_source: EventSource | None = None
         self._state = RunState.new(0)
@@ -256,8 +266,22 @@ class Engine:
             self.function, items, shared, workers=workers, context=self.context, style=style,
             max_items_per_worker=self.max_items_per_worker, item_timeout=self.item_timeout,
             stop_on_error=self.stop_on_error,
+            retry_on=(self.retry_on or (BaseException,)) if self.retries else None,
         )
-        return LiveSource(pool)
+        source = LiveSource(pool)
+        if self.retries or self.stop_on_error:  # what a failure means is decided here (issue 19)
+            self._policy = FailurePolicy(pool, self.retries, self.retry_delay, self.stop_on_error)
+            source.review = self._policy.review
+        return source
+
+    @property
+    def attempts_allowed(self) -> int:
+        """How many times an item may run: 1 + ``retries`` (in a replay, as the recorded run had it)."""
+        if self._replay is not None:
+            recorded = self._replay.run.options.get("retries")
+            if type(recorded) is int and recorded >= 0:
+                return recorded + 1
+        return self.retries + 1
 
     def _call_style(self) -> str:
         return call_style(self.function)
@@ -265,7 +289,10 @@ class Engine:
     @property
     def _over(self) -> bool:
         source = self._source
-        return source is None or (self._index >= len(self._events) and not self._batches and source.exhausted)
+        return source is None or (
+            self._index >= len(self._events) and not self._batches and source.exhausted
+            and (self._policy is None or not self._policy.waiting)
+        )
 
     def _hand_out_received(self, timeout: float | None, handlers: dict[type, Any]) -> bool:
         """Hand every event received so far to ``handlers`` (waiting up to ``timeout`` for one).
@@ -323,6 +350,12 @@ class Engine:
         """Wait for the next batches from the source (and record them); False if none came."""
         if self._source is None:
             return False
+        policy = self._policy
+        if policy is not None and policy.waiting:  # a retry is due later (issue 19)
+            if self._source.exhausted:
+                policy.wait_for_due(timeout)
+            else:
+                timeout = policy.bound(timeout)
         batches = self._source.receive(timeout)
         if not batches:
             return False
@@ -336,6 +369,7 @@ class Engine:
     def _end(self, status: str) -> None:
         source, self._source = self._source, None
         self._ended_source = source
+        self._policy = None
         if source is not None:
             source.close(terminate=status not in ("succeeded", "failed", "replayed"))
         recorder, self._recorder = self._recorder, None
