@@ -206,3 +206,31 @@ def test_bad_retry_options_are_refused_before_any_worker_starts(options, error, 
     with pytest.raises(error, match=words):
         MPmq(retry_workers.flaky, process_data=[{"counter": marker}], **options).execute()
     assert retry_workers.calls(marker) == 0
+
+
+def test_a_recorded_run_with_retries_replays_with_the_same_handler_calls(start_method, tmp_path):
+    db = str(tmp_path / "run.db")
+    data = [
+        {"counter": counter(tmp_path, "twice"), "fails": 2, "value": 7},
+        {"counter": counter(tmp_path, "always"), "fails": 9, "value": 8},
+        {"counter": counter(tmp_path, "dies"), "value": 9, "error": "dies"},
+    ]
+    live = Watcher(retry_workers.flaky_or_dies, process_data=data, retries=2, processes_to_start=2,
+                   context=start_method)
+    live_results = live.execute(record=db)
+    replayed = Watcher(retry_workers.flaky_or_dies, process_data=data)  # no retries= of its own
+    replayed_results = replayed.replay(db)
+
+    assert live_results[0] == replayed_results[0] == 7 and live_results[2] == replayed_results[2] == 9
+    failure = replayed_results[1]  # no pickle: described, not rebuilt (see README, Replay)
+    assert (failure.remote_type, failure.args[0]) == ("builtins.ValueError", "call 3 failed")
+    assert [exc.args[0] for exc in failure.attempts] == ["call 1 failed", "call 2 failed"]
+    assert replayed.messages == live.messages and replayed.controls == live.controls
+    assert replayed.completions == live.completions == 3
+
+    def story(run):
+        return [(type(e).__name__, e.offset, getattr(e, "attempt", None), getattr(e, "retrying", None))
+                for e in run.events]
+
+    assert story(replayed) == story(live)
+    assert [len(item.attempts) for item in replayed.state.items] == [2, 2, 1]
