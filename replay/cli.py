@@ -247,8 +247,8 @@ def logs(path: str, run_id: int | None, offsets: tuple[int, ...], level: str) ->
     with open_recording(path) as recording:
         header = recording.run(run_id)
         check_offsets(path, recording, header, offsets)
-        for log in logs_module.logs(recording, header, offsets or None, threshold):
-            click.echo(logs_module.format_log(log, header))
+        for line in logs_module.log_lines(recording, header, offsets or None, threshold):
+            click.echo(line)
 
 
 @main.command()

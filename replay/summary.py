@@ -39,7 +39,7 @@ class Facts:
 
 def render(facts: Facts) -> str:
     """The summary as text."""
-    return "\n".join(_header(facts) + _slowest(facts) + _failures(facts)) + "\n"
+    return "\n".join(_header(facts) + _slowest(facts) + _retried(facts) + _failures(facts)) + "\n"
 
 
 def local_time(header: RunInfo, when: float | None) -> str:
@@ -77,6 +77,11 @@ def _header(facts: Facts) -> list[str]:
         f"{counts[RUNNING]} running, {counts['pending']} pending"
     )
     lines.append(f"  events:    {state.events}")
+    retried = [item for item in state.items if item.attempts]
+    if retried:  # issue 19
+        again = sum(len(item.attempts) for item in retried)
+        lines.append(f"  retried:   {len(retried)} item{'s' if len(retried) != 1 else ''}, "
+                     f"{again} failed attempt{'s' if again != 1 else ''} run again")
     return lines
 
 
@@ -121,6 +126,23 @@ def _slowest(facts: Facts) -> list[str]:
     rows = [(item.offset, f"{item.duration:.3f} s", item.status, item.pid) for item in timed[:SLOWEST]]
     table = tabulate(rows, headers=["item", "duration", "status", "pid"], tablefmt="simple")
     return ["", "slowest items:", *("  " + line for line in table.splitlines())]
+
+
+def _retried(facts: Facts) -> list[str]:
+    """Each retried item: how it ended, on which attempt, and why each earlier attempt failed (issue 19)."""
+    lines: list[str] = []
+    for item in facts.state.items:
+        if not item.attempts:
+            continue
+        if not lines:
+            lines += ["", "retried items:"]
+        last = len(item.attempts) + 1
+        ended = f"{item.status} on attempt {last}" if item.finished else f"{item.status}, attempt {last}"
+        lines.append(f"  item {item.offset}: {ended}")
+        for number, error in enumerate(item.attempts, 1):
+            first = error.message.split("\n", 1)[0]
+            lines.append(f"    attempt {number} failed (pid {error.pid}): {error.type}: {first}")
+    return lines
 
 
 def _failures(facts: Facts) -> list[str]:
