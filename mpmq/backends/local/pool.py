@@ -29,7 +29,7 @@ import os
 import select
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from multiprocessing import util
 from typing import Any
 
@@ -60,11 +60,15 @@ class WorkerPool:
         item_timeout: float | None = None,
         stop_on_error: bool = False,
         retry_on: tuple[type[BaseException], ...] | None = None,
+        offsets: Sequence[int] | None = None,
     ) -> None:
+        """``offsets``: the items to run (default: all); a resumed run runs only some (issue 19),
+        and events keep naming items by their offset in ``items``."""
         self.function = function
         self.items = items
         self.shared_data = shared_data
-        self.max_workers = max(1, min(workers, len(items)))
+        self.pending: deque[int] = deque(range(len(items)) if offsets is None else offsets)
+        self.max_workers = max(1, min(workers, len(self.pending)))
         self.context = context
         self.style = style
         self.max_items = max_items_per_worker
@@ -72,9 +76,8 @@ class WorkerPool:
         self.stop_on_error = stop_on_error  # one item per worker at a time: others may be cancelled
         self.retry_on = retry_on  # None: no retries; else what the item runner marks retryable
         self._awaiting_verdict = False  # a failure was read: no new work until the engine decides
-        self.pending: deque[int] = deque(range(len(items)))
         self.inherit_only: deque[int] = deque()  # items that can only reach a process at its start
-        self.unfinished = len(items)
+        self.unfinished = len(self.pending)
         self.workers: list[WorkerHandle] = []
         self._by_fd: dict[int, tuple[WorkerHandle, bool]] = {}  # fd -> (worker, is its event pipe)
         self._poller = select.poll()
