@@ -76,6 +76,7 @@ class Engine:
         self.retry_delay = retry_delay
         self.retry_on = retry_on
         self._policy: FailurePolicy | None = None
+        self.resumed_from: int | None = None  # issue 19: the recorded run a resume=True run resumed
         self._source: EventSource | None = None
         self._ended_source: EventSource | None = None
         self._state = RunState.new(0)
@@ -140,18 +141,24 @@ class Engine:
         record_pickle: bool = False,
         redact: bool | Collection[str] = True,
         parent_run: int | None = None,
+        resume: bool = False,
     ) -> list:
         """Run every item; return one result per item, in item order (an exception for a failure).
 
         ``record`` writes the run's events to a SQLite file (see README, Recording);
         ``record_pickle`` also keeps pickles of values JSON cannot hold; ``redact`` (default on)
         hides values under secret-looking keys, and may list extra key patterns; ``parent_run``
-        records this run as a re-run of that run of the same file (``mpmq-replay rerun``).
+        records this run as a re-run of that run of the same file (``mpmq-replay rerun``);
+        ``resume`` takes the items that succeeded in the file's latest run of this function and
+        ``shared_data`` from the recording and runs only the rest (see README, Resume).
         """
         if record is not None and not isinstance(record, (str, bytes, os.PathLike)):
             raise TypeError(f"record= must be a file path (str or os.PathLike), not {type(record).__name__}")
+        if resume and record is None:
+            raise ValueError("resume=True resumes from a recording: give its path as record=")
         self._record_options = {
             "path": record, "keep_pickle": record_pickle, "redact": redact, "parent_run": parent_run,
+            "resume": bool(resume),
         }
         self._replay = None
         self._allow_pickle = True
@@ -244,11 +251,18 @@ class Engine:
         style = self._call_style()
         validate.check_arguments(self.function, style, items, shared)
         validate.check_picklable(self.function, shared, items, self.context.get_start_method())
+        resumption = self._resumption(items, shared)
         if self._record_options.get("path") is not None:
             from .recording.session import open_recorder
 
             self._recorder = open_recorder(self, items, shared, workers)
-        self._source = self._live_source(items, shared, workers, style)
+        if resumption is None:
+            self._source = self._live_source(items, shared, workers, style)
+        else:  # issue 19: the recorded items first, then the backend, given only the rest
+            from .resume import ResumedSource
+
+            live = self._live_source(items, shared, workers, style, offsets=resumption.live)
+            self._source = ResumedSource(resumption.events, live)
         try:
             self._source.start()
         finally:
@@ -256,7 +270,25 @@ class Engine:
         if self._recorder is not None:
             self._recorder.write_in_background()  # after the first forks: fewer forks with a thread
 
-    def _live_source(self, items: list, shared: Mapping, workers: int, style: str) -> EventSource:
+    def _resumption(self, items: list, shared: Mapping) -> Any:
+        """With ``resume=True``: what the recording's latest matching run gives this one."""
+        self.resumed_from = None
+        options = self._record_options
+        options.pop("resumed", None)
+        if not options.get("resume"):
+            return None
+        from .recording.session import qualified
+        from .resume import plan
+
+        resumption = plan(options["path"], qualified(self.function), items, shared, options.get("redact", True),
+                          bool(options.get("keep_pickle")))  # fmt: skip
+        if resumption is not None:
+            self.resumed_from = resumption.run_id
+            options["resumed"] = resumption  # the recorder notes it in the new run's options
+        return resumption
+
+    def _live_source(self, items: list, shared: Mapping, workers: int, style: str,
+                     offsets: list[int] | None = None) -> EventSource:
         """Where a live run's events come from: worker processes on this machine.
 
         The one seam between the engine and its workers: another source of events (workers
@@ -266,7 +298,7 @@ class Engine:
             self.function, items, shared, workers=workers, context=self.context, style=style,
             max_items_per_worker=self.max_items_per_worker, item_timeout=self.item_timeout,
             stop_on_error=self.stop_on_error,
-            retry_on=(self.retry_on or (BaseException,)) if self.retries else None,
+            retry_on=(self.retry_on or (BaseException,)) if self.retries else None, offsets=offsets,
         )
         source = LiveSource(pool)
         if self.retries or self.stop_on_error:  # what a failure means is decided here (issue 19)
