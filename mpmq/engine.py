@@ -77,6 +77,7 @@ class Engine:
         self.retry_on = retry_on
         self._policy: FailurePolicy | None = None
         self.resumed_from: int | None = None  # issue 19: the recorded run a resume=True run resumed
+        self.resumed_items: list[int] = []  # issue 19: the offsets it took from that run
         self._source: EventSource | None = None
         self._ended_source: EventSource | None = None
         self._state = RunState.new(0)
@@ -272,7 +273,7 @@ class Engine:
 
     def _resumption(self, items: list, shared: Mapping) -> Any:
         """With ``resume=True``: what the recording's latest matching run gives this one."""
-        self.resumed_from = None
+        self.resumed_from, self.resumed_items = None, []
         options = self._record_options
         options.pop("resumed", None)
         if not options.get("resume"):
@@ -283,7 +284,7 @@ class Engine:
         resumption = plan(options["path"], qualified(self.function), items, shared, options.get("redact", True),
                           bool(options.get("keep_pickle")))  # fmt: skip
         if resumption is not None:
-            self.resumed_from = resumption.run_id
+            self.resumed_from, self.resumed_items = resumption.run_id, resumption.reused
             options["resumed"] = resumption  # the recorder notes it in the new run's options
         return resumption
 

@@ -33,6 +33,7 @@ from .handlers import LAST_LOG_LINES, HandlerError, Printer, build_handler, one_
 from .loader import fold
 from .report_command import report
 from .rerun import RerunError, prepare, run_here, run_in_workers
+from .resume_command import resume
 from .summary import Facts, local_time, render
 
 
@@ -346,6 +347,7 @@ def rerun(
 
 
 main.add_command(report)  # written in its own module: replay/report_command.py
+main.add_command(resume)  # replay/resume_command.py (issue 19)
 
 if __name__ == "__main__":
     # Under ``python -m replay.cli`` this file runs as __main__, a second copy of the module:

@@ -68,6 +68,10 @@ def _header(facts: Facts) -> list[str]:
         lines.append(f"  handler:   {run.handler} (a hint: re-drive it with --handler {handler_hint(run)})")
     if run.parent_run is not None:
         lines.append(f"  re-run of: run {run.parent_run}")
+    resumed = run.options.get("resumed_from")
+    if resumed is not None:  # issue 19
+        taken = sum(last - first + 1 for first, last in run.options.get("resumed_items") or [])
+        lines.append(f"  resumed:   run {resumed} ({taken} items taken from its recording)")
     workers = f", {run.processes_to_start} processes" if run.processes_to_start else ""
     lines.append(f"  started:   {local_time(run, run.started_at)} ({run.start_method or '?'}{workers})")
     lines.append(f"  wall time: {_wall_time(facts)}")
