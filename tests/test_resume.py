@@ -165,3 +165,33 @@ def test_resume_needs_a_recording(tmp_path):
     with pytest.raises(ValueError, match="resume=True resumes from a recording: give its path as record="):
         MPmq(retry_workers.counted, process_data=items(tmp_path, size=1)).execute(resume=True)
     assert not os.path.exists(tmp_path / "calls-0")
+
+
+class InterruptedAt(MPmq):
+    """Ctrl-C arrives while the handler shows item ``at``'s first line."""
+
+    def __init__(self, *args, at, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.at = at
+
+    def process_message(self, offset, message):
+        if offset == self.at:
+            raise KeyboardInterrupt
+
+
+def test_a_run_interrupted_by_ctrl_c_resumes(tmp_path):
+    db = str(tmp_path / "run.db")
+    data = items(tmp_path, size=10)
+    with pytest.raises(KeyboardInterrupt):
+        InterruptedAt(retry_workers.counted, process_data=data, processes_to_start=1, at=5).execute(record=db)
+    with open_recording(db) as recording:
+        assert recording.run(1).status == "interrupted"
+    done_before = succeeded_in(db, 1)
+    assert done_before >= {0, 1, 2, 3, 4}
+    before = calls(data)
+
+    run = MPmq(retry_workers.counted, process_data=data)
+    assert run.execute(record=db, resume=True) == [i * 2 for i in range(10)]
+
+    assert run.resumed_from == 1 and run.resumed_items == sorted(done_before)
+    assert [calls(data)[i] - before[i] for i in range(10)] == [0 if i in done_before else 1 for i in range(10)]
