@@ -10,7 +10,8 @@ the backend hands over, before it is numbered, recorded, reduced or handled:
                 is dropped (the item is not finished), and the item is due again after
                 ``retry_delay`` (``backend.run_again``); else the item's final failure, and
                 under ``stop_on_error`` the first one stops the run
-                (``backend.cancel_not_started``)
+                (``backend.cancel_not_started``; a backend cancels an item handed back to it
+                after that, so items waiting for a retry are cancelled too)
 
 So a retried item's story is ``started(1) log* error(retrying) started(2) ... done``, whoever
 reads it: the reducer, the recording, the handlers, a replay. Retries that are due later are
@@ -79,11 +80,12 @@ class FailurePolicy:
             return msgspec.structs.replace(error, retrying=True)
         if self.stop_on_error and not self.stopped:
             self.stopped = True
-            # Items waiting for a retry have not started either: they are cancelled with the rest.
+            self.backend.cancel_not_started()
+            # Items waiting for a retry have not started either: handed back after the stop,
+            # they are cancelled with the rest.
             while self._due:
                 _, waiting, next_attempt = heapq.heappop(self._due)
                 self.backend.run_again(waiting, next_attempt)
-            self.backend.cancel_not_started()
         return error
 
     def start_due(self) -> None:

@@ -234,3 +234,18 @@ def test_a_recorded_run_with_retries_replays_with_the_same_handler_calls(start_m
 
     assert story(replayed) == story(live)
     assert [len(item.attempts) for item in replayed.state.items] == [2, 2, 1]
+
+
+def test_under_stop_on_error_an_item_waiting_for_its_retry_is_cancelled_by_a_final_failure(tmp_path):
+    data = [
+        {"counter": counter(tmp_path, "waits"), "fails": 1, "value": 0},  # retried, but only after 60 s
+        {"counter": counter(tmp_path, "final"), "fails": 9, "error": "KeyError"},  # not retryable: final
+    ]
+    run = Watcher(retry_workers.flaky, process_data=data, retries=1, retry_on=(ValueError,), retry_delay=60,
+                  stop_on_error=True, processes_to_start=1)
+
+    waited, final = run.execute()  # at once: nothing waits out the delay
+
+    assert isinstance(waited, ItemCancelled) and [str(exc) for exc in waited.attempts] == ["call 1 failed"]
+    assert isinstance(final, KeyError)
+    assert [retry_workers.calls(item["counter"]) for item in data] == [1, 1]

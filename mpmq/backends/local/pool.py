@@ -173,9 +173,13 @@ class WorkerPool:
         """Queue ``offset`` again, first in line, as attempt number ``attempt``.
 
         The item's earlier attempt ended without ``done`` (the engine dropped it), so it is
-        unfinished again. The engine stamps ``attempt`` on the ``Started`` it receives.
+        unfinished again. The engine stamps ``attempt`` on the ``Started`` it receives. After
+        ``cancel_not_started`` the item is cancelled instead, like every item not started.
         """
         self.unfinished += 1
+        if self.stopped:
+            self._cancel(offset, time.time())
+            return
         self.pending.appendleft(offset)
         self._awaiting_verdict = False
         self._schedule()
@@ -186,15 +190,16 @@ class WorkerPool:
         self.stopped = True
         self._awaiting_verdict = False
         now = time.time()
-        cancelled_type = qualified_name(ItemCancelled)
-        message = "cancelled: an earlier item failed and stop_on_error is set"
         for queue in (self.pending, self.inherit_only):
             while queue:
-                offset = queue.popleft()
-                self._produced.append(Error(offset, 0, now, cancelled_type, message))
-                self._produced.append(Done(offset, 0, now))
-                self.unfinished -= 1
+                self._cancel(queue.popleft(), now)
         self._schedule()
+
+    def _cancel(self, offset: int, now: float) -> None:
+        message = "cancelled: an earlier item failed and stop_on_error is set"
+        self._produced.append(Error(offset, 0, now, qualified_name(ItemCancelled), message))
+        self._produced.append(Done(offset, 0, now))
+        self.unfinished -= 1
 
     # -- reading events --------------------------------------------------------------------
 
