@@ -252,7 +252,12 @@ class Engine:
         style = self._call_style()
         validate.check_arguments(self.function, style, items, shared)
         validate.check_picklable(self.function, shared, items, self.context.get_start_method())
-        resumption = self._resumption(items, shared)
+        resumption = None
+        if self._record_options.get("resume"):  # issue 19
+            from .resume import plan_for
+
+            resumption = plan_for(self._record_options, self.function, items, shared)
+        self.resumed_from, self.resumed_items = (resumption.run_id, resumption.reused) if resumption else (None, [])
         if self._record_options.get("path") is not None:
             from .recording.session import open_recorder
 
@@ -270,23 +275,6 @@ class Engine:
             self._state = RunState.new(len(items))  # built while the first workers start up
         if self._recorder is not None:
             self._recorder.write_in_background()  # after the first forks: fewer forks with a thread
-
-    def _resumption(self, items: list, shared: Mapping) -> Any:
-        """With ``resume=True``: what the recording's latest matching run gives this one."""
-        self.resumed_from, self.resumed_items = None, []
-        options = self._record_options
-        options.pop("resumed", None)
-        if not options.get("resume"):
-            return None
-        from .recording.session import qualified
-        from .resume import plan
-
-        resumption = plan(options["path"], qualified(self.function), items, shared, options.get("redact", True),
-                          bool(options.get("keep_pickle")))  # fmt: skip
-        if resumption is not None:
-            self.resumed_from, self.resumed_items = resumption.run_id, resumption.reused
-            options["resumed"] = resumption  # the recorder notes it in the new run's options
-        return resumption
 
     def _live_source(self, items: list, shared: Mapping, workers: int, style: str,
                      offsets: list[int] | None = None) -> EventSource:

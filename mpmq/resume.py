@@ -64,6 +64,17 @@ def _digest(kind: str, text: str) -> str:
     return hashlib.sha256(f"{kind}:{text}".encode("utf-8", "backslashreplace")).hexdigest()
 
 
+def plan_for(options: dict[str, Any], function: Any, items: Sequence[Any], shared: Mapping) -> Resumption | None:
+    """``plan`` for an engine's ``execute`` options (``path``, ``redact``, ``keep_pickle``); a
+    match is noted in them as ``resumed``, for the recorder to write into the new run's options."""
+    from .recording.session import qualified
+
+    resumption = plan(options["path"], qualified(function), items, shared, options.get("redact", True),
+                      bool(options.get("keep_pickle")))  # fmt: skip
+    options["resumed"] = resumption
+    return resumption
+
+
 def plan(path: str | os.PathLike, function_name: str, items: Sequence[Any], shared: Mapping,
          redact_option: Any, keep_pickle: bool) -> Resumption | None:
     """What to take from ``path``'s latest matching run; ``None`` when no run matches (or no file)."""
