@@ -251,7 +251,8 @@ class Engine:
         workers = validate.worker_count(self.processes_to_start, len(items))
         style = self._call_style()
         validate.check_arguments(self.function, style, items, shared)
-        validate.check_picklable(self.function, shared, items, self.context.get_start_method())
+        validate.check_picklable(self.function, shared, items, self.context.get_start_method(),
+                                 self.retry_on if self.retries else None)
         resumption = None
         if self._record_options.get("resume"):  # issue 19
             from .resume import plan_for

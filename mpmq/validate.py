@@ -91,7 +91,8 @@ def check_arguments(function: Callable, style: str, items: list, shared_data: Ma
                 raise TypeError(f"process_data[{offset}] does not fit {name}{signature}: {exc}") from None
 
 
-def check_picklable(function: Callable, shared_data: Mapping, items: list, start_method: str) -> None:
+def check_picklable(function: Callable, shared_data: Mapping, items: list, start_method: str,
+                    retry_on: tuple | None = None) -> None:
     """Under spawn and forkserver, what a worker needs must be picklable at process start."""
     if start_method == "fork":
         return
@@ -105,6 +106,9 @@ def check_picklable(function: Callable, shared_data: Mapping, items: list, start
         _dump(shared_data, f"shared_data cannot be pickled under {start_method!r}")
         for offset, item in enumerate(items):
             _dump(item, f"process_data[{offset}] cannot be pickled under {start_method!r}")
+        if retry_on:  # issue 19: the item runner judges exceptions by these types
+            _dump(retry_on, f"retry_on cannot be pickled under {start_method!r}: its exception types must be "
+                  "defined at module level in an importable module")
     finally:
         set_spawning_popen(None)
 

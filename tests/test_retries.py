@@ -249,3 +249,15 @@ def test_under_stop_on_error_an_item_waiting_for_its_retry_is_cancelled_by_a_fin
     assert isinstance(waited, ItemCancelled) and [str(exc) for exc in waited.attempts] == ["call 1 failed"]
     assert isinstance(final, KeyError)
     assert [retry_workers.calls(item["counter"]) for item in data] == [1, 1]
+
+
+def test_retry_on_types_a_spawned_worker_cannot_import_are_refused_before_any_worker_starts(tmp_path):
+    class Local(Exception):
+        pass
+
+    marker = counter(tmp_path, "never")
+    run = MPmq(retry_workers.flaky, process_data=[{"counter": marker}], retries=1, retry_on=(Local,),
+               context="spawn")
+    with pytest.raises(TypeError, match="retry_on cannot be pickled under 'spawn': its exception types must be"):
+        run.execute()
+    assert retry_workers.calls(marker) == 0
