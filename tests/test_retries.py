@@ -261,3 +261,28 @@ def test_retry_on_types_a_spawned_worker_cannot_import_are_refused_before_any_wo
     with pytest.raises(TypeError, match="retry_on cannot be pickled under 'spawn': its exception types must be"):
         run.execute()
     assert retry_workers.calls(marker) == 0
+
+
+class OwnLoop(MPmq):
+    """A 0.7.0 client that pulls messages itself (``get_message`` overridden: the queued path)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.texts, self.controls = [], []
+
+    def get_message(self):
+        message = super().get_message()
+        (self.controls if message["control"] else self.texts).append((message["offset"], message["message"]))
+        return message
+
+
+def test_a_client_pulling_messages_itself_sees_the_warnings_and_waits_for_a_delayed_retry(tmp_path):
+    data = [{"counter": counter(tmp_path, "flaky"), "fails": 1, "value": "x"}]
+    run = OwnLoop(retry_workers.flaky, process_data=data, retries=1, retry_delay=0.2)
+
+    assert run.execute() == ["x"]
+
+    assert run.texts == [(0, "INFO: call 1"), (0, "WARN: attempt 1 of 2 failed, retrying: call 1 failed"),
+                         (0, "INFO: call 2")]
+    assert run.controls == [(0, "#0-DONE")]
+    assert retry_workers.calls(data[0]["counter"]) == 2
