@@ -189,8 +189,10 @@ def runs(path: str) -> None:
     for run in infos:
         wall = f"{run.ended_at - run.started_at:.3f}" if run.ended_at and run.started_at else "-"
         status = run.status if run.complete else f"{run.status} (incomplete)"
+        resumed = run.options.get("resumed_from")  # issue 19: a resumed run continues that run
+        origin = f"{resumed} (resumed)" if resumed is not None else run.parent_run
         rows.append((run.id, local_time(run, run.started_at), status, run.item_count, run.succeeded,
-                     run.failed, wall, run.function, run.handler, run.parent_run))  # fmt: skip
+                     run.failed, wall, run.function, run.handler, origin))  # fmt: skip
     headers = ["id", "started", "status", "items", "succeeded", "failed", "wall s", "function", "handler", "re-run of"]
     click.echo(tabulate(rows, headers=headers, missingval="-"))
 

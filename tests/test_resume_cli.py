@@ -43,6 +43,8 @@ def test_mpmq_replay_resume_runs_only_what_did_not_succeed(tmp_path):
         assert (resumed.id, resumed.status, resumed.options["resumed_from"]) == (2, "succeeded", 1)
     summary = CliRunner().invoke(main, ["summary", db]).output
     assert "  resumed:   run 1 (3 items taken from its recording)" in summary
+    listed = CliRunner().invoke(main, ["runs", db]).output.splitlines()
+    assert listed[-1].split()[0] == "2" and listed[-1].endswith("1 (resumed)")
 
 
 def test_resume_refuses_a_function_that_is_not_the_users_own_code(tmp_path):
