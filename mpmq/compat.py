@@ -145,12 +145,20 @@ class MPmq(Engine):
             else:
                 self._outbox.append(f"#{event.offset}-{text}")
         elif kind is Started:
-            self.on_start_process()  # active_processes already counts it (from the state)
+            if event.attempt == 1:  # a retry: the item never stopped being active (issue 19)
+                self.on_start_process()  # active_processes already counts it (from the state)
         elif kind is Done:
             self._control(event.offset, "DONE")
         elif kind is Error:
+            if event.retrying:  # issue 19: not the item's outcome, so no ERROR control either
+                self._message(event.offset, self._retry_warning(event))
+                return
             self._message(event.offset, f"ERROR: {event.message}")
             self._control(event.offset, "ERROR")
+
+    def _retry_warning(self, error: Error) -> str:
+        failed = len(self.state.items[error.offset].attempts)  # this one included: reduced first
+        return f"WARN: attempt {failed} of {self.attempts_allowed} failed, retrying: {error.message}"
 
     def _event_handlers(self) -> dict[type, Any]:
         """Our loop's handlers: the 0.7.0 hooks a subclass overrides, and nothing for the rest."""
@@ -161,7 +169,10 @@ class MPmq(Engine):
         )
         return {
             Log: self._log_direct,
-            Started: (lambda event: self.on_start_process()) if self._overrides("on_start_process") else None,
+            Started: (
+                (lambda event: event.attempt == 1 and self.on_start_process())
+                if self._overrides("on_start_process") else None
+            ),
             Result: None,
             Error: self.process_event,
             Done: (lambda event: self._control(event.offset, "DONE")) if finishing else None,

@@ -2,6 +2,7 @@
 
     worker processes --event batches--> WorkerPool.receive()   (backends/local/pool.py: one wait)
         or a recording -----------------> RecordedSource        (sources.py)
+    -> FailurePolicy.review: attempts, retries, stop_on_error  (retries.py, live runs)
     -> stamp (seq, received_at) -> Recorder.append             (recording/writer.py, if asked)
     -> reduce(state, event)                                     (state.py: the only state change)
     -> process_event(event)                                     (handlers; compat.py turns events
@@ -29,6 +30,7 @@ from .backends.local.pool import WorkerPool
 from .calling import call_style
 from .errors import RunFailed
 from .events import EVENT_TYPES, AnyEvent, Done, Ran, Result, Started
+from .retries import FailurePolicy
 from .sources import EventSource, LiveSource, RecordedSource
 from .state import FOLDS, RunState, reduce
 
@@ -52,8 +54,12 @@ class Engine:
         item_timeout: float | None = None,
         stop_on_error: bool = False,
         max_items_per_worker: int | None = None,
+        retries: int = 0,
+        retry_delay: float = 0,
+        retry_on: tuple[type[BaseException], ...] | None = None,
     ) -> None:
         validate.check_function(function)
+        validate.check_retries(retries, retry_delay, retry_on)
         validate.check_positive("item_timeout", item_timeout)
         validate.check_positive("max_items_per_worker", max_items_per_worker, int)
         self.function = function
@@ -66,6 +72,12 @@ class Engine:
         self.item_timeout = item_timeout
         self.stop_on_error = stop_on_error
         self.max_items_per_worker = max_items_per_worker
+        self.retries = retries  # issue 19: attempts after the first, for what retry_on allows
+        self.retry_delay = retry_delay
+        self.retry_on = retry_on
+        self._policy: FailurePolicy | None = None
+        self.resumed_from: int | None = None  # issue 19: the recorded run a resume=True run resumed
+        self.resumed_items: list[int] = []  # issue 19: the offsets it took from that run
         self._source: EventSource | None = None
         self._ended_source: EventSource | None = None
         self._state = RunState.new(0)
@@ -130,18 +142,24 @@ class Engine:
         record_pickle: bool = False,
         redact: bool | Collection[str] = True,
         parent_run: int | None = None,
+        resume: bool = False,
     ) -> list:
         """Run every item; return one result per item, in item order (an exception for a failure).
 
         ``record`` writes the run's events to a SQLite file (see README, Recording);
         ``record_pickle`` also keeps pickles of values JSON cannot hold; ``redact`` (default on)
         hides values under secret-looking keys, and may list extra key patterns; ``parent_run``
-        records this run as a re-run of that run of the same file (``mpmq-replay rerun``).
+        records this run as a re-run of that run of the same file (``mpmq-replay rerun``);
+        ``resume`` takes the items that succeeded in the file's latest run of this function and
+        ``shared_data`` from the recording and runs only the rest (see README, Resume).
         """
         if record is not None and not isinstance(record, (str, bytes, os.PathLike)):
             raise TypeError(f"record= must be a file path (str or os.PathLike), not {type(record).__name__}")
+        if resume and record is None:
+            raise ValueError("resume=True resumes from a recording: give its path as record=")
         self._record_options = {
             "path": record, "keep_pickle": record_pickle, "redact": redact, "parent_run": parent_run,
+            "resume": bool(resume),
         }
         self._replay = None
         self._allow_pickle = True
@@ -233,12 +251,25 @@ class Engine:
         workers = validate.worker_count(self.processes_to_start, len(items))
         style = self._call_style()
         validate.check_arguments(self.function, style, items, shared)
-        validate.check_picklable(self.function, shared, items, self.context.get_start_method())
+        validate.check_picklable(self.function, shared, items, self.context.get_start_method(),
+                                 self.retry_on if self.retries else None)
+        resumption = None
+        if self._record_options.get("resume"):  # issue 19
+            from .resume import plan_for
+
+            resumption = plan_for(self._record_options, self.function, items, shared)
+        self.resumed_from, self.resumed_items = (resumption.run_id, resumption.reused) if resumption else (None, [])
         if self._record_options.get("path") is not None:
             from .recording.session import open_recorder
 
             self._recorder = open_recorder(self, items, shared, workers)
-        self._source = self._live_source(items, shared, workers, style)
+        if resumption is None:
+            self._source = self._live_source(items, shared, workers, style)
+        else:  # issue 19: the recorded items first, then the backend, given only the rest
+            from .resume import ResumedSource
+
+            live = self._live_source(items, shared, workers, style, offsets=resumption.live)
+            self._source = ResumedSource(resumption.events, live)
         try:
             self._source.start()
         finally:
@@ -246,7 +277,8 @@ class Engine:
         if self._recorder is not None:
             self._recorder.write_in_background()  # after the first forks: fewer forks with a thread
 
-    def _live_source(self, items: list, shared: Mapping, workers: int, style: str) -> EventSource:
+    def _live_source(self, items: list, shared: Mapping, workers: int, style: str,
+                     offsets: list[int] | None = None) -> EventSource:
         """Where a live run's events come from: worker processes on this machine.
 
         The one seam between the engine and its workers: another source of events (workers
@@ -256,8 +288,22 @@ class Engine:
             self.function, items, shared, workers=workers, context=self.context, style=style,
             max_items_per_worker=self.max_items_per_worker, item_timeout=self.item_timeout,
             stop_on_error=self.stop_on_error,
+            retry_on=(self.retry_on or (BaseException,)) if self.retries else None, offsets=offsets,
         )
-        return LiveSource(pool)
+        source = LiveSource(pool)
+        if self.retries or self.stop_on_error:  # what a failure means is decided here (issue 19)
+            self._policy = FailurePolicy(pool, self.retries, self.retry_delay, self.stop_on_error)
+            source.review = self._policy.review
+        return source
+
+    @property
+    def attempts_allowed(self) -> int:
+        """How many times an item may run: 1 + ``retries`` (in a replay, as the recorded run had it)."""
+        if self._replay is not None:
+            recorded = self._replay.run.options.get("retries")
+            if type(recorded) is int and recorded >= 0:
+                return recorded + 1
+        return self.retries + 1
 
     def _call_style(self) -> str:
         return call_style(self.function)
@@ -265,7 +311,10 @@ class Engine:
     @property
     def _over(self) -> bool:
         source = self._source
-        return source is None or (self._index >= len(self._events) and not self._batches and source.exhausted)
+        return source is None or (
+            self._index >= len(self._events) and not self._batches and source.exhausted
+            and (self._policy is None or not self._policy.waiting)
+        )
 
     def _hand_out_received(self, timeout: float | None, handlers: dict[type, Any]) -> bool:
         """Hand every event received so far to ``handlers`` (waiting up to ``timeout`` for one).
@@ -323,6 +372,12 @@ class Engine:
         """Wait for the next batches from the source (and record them); False if none came."""
         if self._source is None:
             return False
+        policy = self._policy
+        if policy is not None and policy.waiting:  # a retry is due later (issue 19)
+            if self._source.exhausted:
+                policy.wait_for_due(timeout)
+            else:
+                timeout = policy.bound(timeout)
         batches = self._source.receive(timeout)
         if not batches:
             return False
@@ -336,6 +391,7 @@ class Engine:
     def _end(self, status: str) -> None:
         source, self._source = self._source, None
         self._ended_source = source
+        self._policy = None
         if source is not None:
             source.close(terminate=status not in ("succeeded", "failed", "replayed"))
         recorder, self._recorder = self._recorder, None

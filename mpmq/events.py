@@ -40,7 +40,14 @@ class Event(msgspec.Struct, frozen=True, tag_field="kind", gc=False):
 
 
 class Started(Event, frozen=True, tag="started"):
-    """A worker began running the item."""
+    """A worker began running the item.
+
+    ``attempt`` counts from 1; above 1, the item is run again after a failed attempt
+    (``retries=``, issue 19). Every attempt is its own ``started -> log* -> error`` story,
+    and only the last attempt ends in ``done``.
+    """
+
+    attempt: int = 1  # issue 19 (retries)
 
 
 class Log(Event, frozen=True, tag="log"):
@@ -87,12 +94,19 @@ class Error(Event, frozen=True, tag="error"):
     exception when it could be pickled, so the parent can hand the caller the real object.
     Failures the parent observes itself (a worker that died, a timeout, a cancelled item)
     are errors too, with types under ``mpmq.errors``.
+
+    Retries (issue 19): ``retryable`` is the verdict of whoever saw the failure (the item
+    runner, per ``retry_on``; the backend for a dead worker or a timeout, always retryable);
+    ``retrying`` is the engine's: this attempt failed and another follows, so this is not
+    the item's outcome and no ``done`` follows it.
     """
 
     type: str
     message: str
     traceback: str = ""
     exception: bytes | None = None
+    retryable: bool = False  # issue 19 (retries)
+    retrying: bool = False  # issue 19 (retries)
 
 
 class Done(Event, frozen=True, tag="done"):

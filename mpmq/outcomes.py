@@ -4,7 +4,9 @@ A succeeded item gives its return value. A failed item gives an exception: the w
 exception object when it can be rebuilt, else a ``RemoteError`` carrying the remote type,
 message and traceback; failures the parent observed (a dead worker, a timeout, a
 cancellation) give the matching ``mpmq.errors`` type. Either way ``remote_traceback`` holds
-the worker's traceback, and ``__cause__`` shows it when the exception is printed.
+the worker's traceback, and ``__cause__`` shows it when the exception is printed. With
+``retries`` (issue 19), a failure's ``attempts`` lists the exceptions of the attempts before
+it; a success's are in the run's state (``state.items[offset].attempts``).
 """
 
 from __future__ import annotations
@@ -42,7 +44,14 @@ def outcome(item: ItemState, allow_pickle: bool) -> Any:
     if item.status == SUCCEEDED:
         return payload.load(item.result, allow_pickle) if item.result is not None else None
     if item.status == FAILED and item.error is not None:
-        return exception_from(item.error, allow_pickle)
+        exc = exception_from(item.error, allow_pickle)
+        # issue 19: the failed attempts before this last one, oldest first
+        attempts = [exception_from(error, allow_pickle) for error in item.attempts]
+        try:
+            exc.attempts = attempts  # type: ignore[attr-defined]
+        except (AttributeError, TypeError):
+            pass  # exceptions with __slots__: the attempts stay in the run's state
+        return exc
     return ItemFailed(f"item {item.offset} did not finish (status {item.status}): the run ended first")
 
 

@@ -10,7 +10,7 @@ to implement this protocol.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from .backends.local.pool import WorkerPool
@@ -44,6 +44,8 @@ class LiveSource:
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
         self.seq = 0
+        # issue 19: the engine's FailurePolicy.review, applied before events are numbered
+        self.review: Callable[[list], list] | None = None
 
     @property
     def compact(self) -> bool:
@@ -69,6 +71,8 @@ class LiveSource:
         if self.pool.exhausted:
             return None
         events = self.pool.receive(timeout)
+        if events and self.review is not None:
+            events = self.review(events)
         if not events:
             return [] if not self.pool.exhausted else None
         first = self.seq + 1

@@ -38,6 +38,9 @@ class ItemState(msgspec.Struct, gc=False):
     result: Payload | None = None
     error: Error | None = None
     logs: int = 0
+    # issue 19 (retries): the errors of the attempts that failed and were run again, in order;
+    # the item's own ``result``/``error`` are its last attempt's.
+    attempts: tuple[Error, ...] = ()
 
     @property
     def finished(self) -> bool:
@@ -100,7 +103,8 @@ def _started(state: RunState, event: Started) -> None:
         state.running += 1
     item.status = RUNNING
     item.pid = event.pid
-    item.started_at = event.time
+    if item.started_at is None or not item.attempts:  # a retry: the item began at its first attempt
+        item.started_at = event.time
 
 
 def _log(state: RunState, event: Log) -> None:
@@ -116,6 +120,9 @@ def _result(state: RunState, event: Result) -> None:
 def _error(state: RunState, event: Error) -> None:
     state.events += 1
     item = state.items[event.offset]
+    if event.retrying:  # issue 19: an attempt that is run again is not the item's outcome
+        item.attempts += (event,)
+        return
     item.error = event
     if item.pid is None and event.pid:
         item.pid = event.pid

@@ -91,7 +91,8 @@ def check_arguments(function: Callable, style: str, items: list, shared_data: Ma
                 raise TypeError(f"process_data[{offset}] does not fit {name}{signature}: {exc}") from None
 
 
-def check_picklable(function: Callable, shared_data: Mapping, items: list, start_method: str) -> None:
+def check_picklable(function: Callable, shared_data: Mapping, items: list, start_method: str,
+                    retry_on: tuple | None = None) -> None:
     """Under spawn and forkserver, what a worker needs must be picklable at process start."""
     if start_method == "fork":
         return
@@ -105,6 +106,9 @@ def check_picklable(function: Callable, shared_data: Mapping, items: list, start
         _dump(shared_data, f"shared_data cannot be pickled under {start_method!r}")
         for offset, item in enumerate(items):
             _dump(item, f"process_data[{offset}] cannot be pickled under {start_method!r}")
+        if retry_on:  # issue 19: the item runner judges exceptions by these types
+            _dump(retry_on, f"retry_on cannot be pickled under {start_method!r}: its exception types must be "
+                  "defined at module level in an importable module")
     finally:
         set_spawning_popen(None)
 
@@ -124,3 +128,22 @@ def _dump(value: Any, message: str) -> None:
         ForkingPickler.dumps(value)
     except Exception as exc:
         raise TypeError(f"{message}: {type(exc).__name__}: {exc}") from None
+
+
+def check_retries(retries: Any, retry_delay: Any, retry_on: Any) -> None:
+    """``retries=``, ``retry_delay=``, ``retry_on=`` (issue 19), refused before any worker starts."""
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries must be an int >= 0 (how many more times a failed item runs), got {retries!r}")
+    number = isinstance(retry_delay, (int, float)) and not isinstance(retry_delay, bool)
+    if not number or not 0 <= retry_delay < float("inf"):
+        raise ValueError(f"retry_delay must be a number of seconds >= 0, got {retry_delay!r}")
+    if retry_on is None:
+        return
+    if not isinstance(retry_on, tuple) or not retry_on:
+        raise TypeError(
+            f"retry_on must be a non-empty tuple of exception types, as for isinstance (e.g. (ValueError,)), "
+            f"got {retry_on!r}"
+        )
+    for kind in retry_on:
+        if not (isinstance(kind, type) and issubclass(kind, BaseException)):
+            raise TypeError(f"retry_on must hold exception types only, got {kind!r} in {retry_on!r}")

@@ -38,6 +38,7 @@ from .handlers import LAST_LOG_LINES, HandlerError, Printer, build_handler, one_
 from .loader import fold
 from .report.command import report
 from .rerun import RerunError, prepare, run_here, run_in_workers
+from .resume_command import resume
 from .summary import Facts, local_time, render
 
 
@@ -193,8 +194,10 @@ def runs(path: str) -> None:
     for run in infos:
         wall = f"{run.ended_at - run.started_at:.3f}" if run.ended_at and run.started_at else "-"
         status = run.status if run.complete else f"{run.status} (incomplete)"
+        resumed = run.options.get("resumed_from")  # issue 19: a resumed run continues that run
+        origin = f"{resumed} (resumed)" if resumed is not None else run.parent_run
         rows.append((run.id, local_time(run, run.started_at), status, run.item_count, run.succeeded,
-                     run.failed, wall, run.function, run.handler, run.parent_run))  # fmt: skip
+                     run.failed, wall, run.function, run.handler, origin))  # fmt: skip
     headers = ["id", "started", "status", "items", "succeeded", "failed", "wall s", "function", "handler", "re-run of"]
     click.echo(tabulate(rows, headers=headers, missingval="-"))
 
@@ -252,8 +255,8 @@ def logs(path: str, run_id: int | None, offsets: tuple[int, ...], level: str) ->
     with open_recording(path) as recording:
         header = recording.run(run_id)
         check_offsets(path, recording, header, offsets)
-        for log in logs_module.logs(recording, header, offsets or None, threshold):
-            click.echo(logs_module.format_log(log, header))
+        for line in logs_module.log_lines(recording, header, offsets or None, threshold):
+            click.echo(line)
 
 
 @main.command()
@@ -401,6 +404,7 @@ def diff_sides(paths: tuple[str, ...], run_ids: tuple[int, ...]) -> list[tuple[s
 
 
 main.add_command(report)  # written in its own package: replay/report/command.py
+main.add_command(resume)  # replay/resume_command.py (issue 19)
 
 if __name__ == "__main__":
     # Under ``python -m replay.cli`` this file runs as __main__, a second copy of the module:

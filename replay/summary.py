@@ -39,7 +39,7 @@ class Facts:
 
 def render(facts: Facts) -> str:
     """The summary as text."""
-    return "\n".join(_header(facts) + _slowest(facts) + _failures(facts)) + "\n"
+    return "\n".join(_header(facts) + _slowest(facts) + _retried(facts) + _failures(facts)) + "\n"
 
 
 def local_time(header: RunInfo, when: float | None) -> str:
@@ -68,6 +68,10 @@ def _header(facts: Facts) -> list[str]:
         lines.append(f"  handler:   {run.handler} (a hint: re-drive it with --handler {handler_hint(run)})")
     if run.parent_run is not None:
         lines.append(f"  re-run of: run {run.parent_run}")
+    resumed = run.options.get("resumed_from")
+    if resumed is not None:  # issue 19
+        taken = sum(last - first + 1 for first, last in run.options.get("resumed_items") or [])
+        lines.append(f"  resumed:   run {resumed} ({taken} items taken from its recording)")
     workers = f", {run.processes_to_start} processes" if run.processes_to_start else ""
     lines.append(f"  started:   {local_time(run, run.started_at)} ({run.start_method or '?'}{workers})")
     lines.append(f"  wall time: {_wall_time(facts)}")
@@ -77,6 +81,11 @@ def _header(facts: Facts) -> list[str]:
         f"{counts[RUNNING]} running, {counts['pending']} pending"
     )
     lines.append(f"  events:    {state.events}")
+    retried = [item for item in state.items if item.attempts]
+    if retried:  # issue 19
+        again = sum(len(item.attempts) for item in retried)
+        lines.append(f"  retried:   {len(retried)} item{'s' if len(retried) != 1 else ''}, "
+                     f"{again} failed attempt{'s' if again != 1 else ''} run again")
     return lines
 
 
@@ -121,6 +130,23 @@ def _slowest(facts: Facts) -> list[str]:
     rows = [(item.offset, f"{item.duration:.3f} s", item.status, item.pid) for item in timed[:SLOWEST]]
     table = tabulate(rows, headers=["item", "duration", "status", "pid"], tablefmt="simple")
     return ["", "slowest items:", *("  " + line for line in table.splitlines())]
+
+
+def _retried(facts: Facts) -> list[str]:
+    """Each retried item: how it ended, on which attempt, and why each earlier attempt failed (issue 19)."""
+    lines: list[str] = []
+    for item in facts.state.items:
+        if not item.attempts:
+            continue
+        if not lines:
+            lines += ["", "retried items:"]
+        last = len(item.attempts) + 1
+        ended = f"{item.status} on attempt {last}" if item.finished else f"{item.status}, attempt {last}"
+        lines.append(f"  item {item.offset}: {ended}")
+        for number, error in enumerate(item.attempts, 1):
+            first = error.message.split("\n", 1)[0]
+            lines.append(f"    attempt {number} failed (pid {error.pid}): {error.type}: {first}")
+    return lines
 
 
 def _failures(facts: Facts) -> list[str]:

@@ -171,6 +171,7 @@ class Recording:
     def _events(
         self, sql: str, params: list[Any], wanted: set[int] | None, count: int
     ) -> Iterator[tuple[int, float, AnyEvent]]:
+        retried: dict[int, int] = {}  # issue 19: offset -> its attempts that were run again
         try:
             cursor = self._conn.execute(sql, params)
             while True:
@@ -179,7 +180,12 @@ class Recording:
                     return
                 for row in rows:
                     if wanted is None or row[2] in wanted:
-                        yield self._event(row, count)
+                        seq, received_at, event = self._event(row, count)
+                        if retried:
+                            event = _with_attempt(event, retried)
+                        if type(event) is Error and event.retrying:
+                            retried[event.offset] = retried.get(event.offset, 0) + 1
+                        yield seq, received_at, event
         except sqlite3.DatabaseError as exc:
             raise self._corrupted(exc) from None
 
@@ -206,6 +212,7 @@ class Recording:
             elif cls is Error:
                 fields.update(message=message, exception=pickled, type=extra.get("type"))
                 fields["traceback"] = extra.get("traceback", "")
+                fields.update(retryable=extra.get("retryable", False), retrying=extra.get("retrying", False))
             # convert validates every field's type: a crafted row cannot smuggle in odd values.
             return seq, float(received_at), msgspec.convert(fields, cls)
         except (msgspec.MsgspecError, AttributeError, TypeError) as exc:
@@ -289,6 +296,15 @@ def open_recording(path: str | os.PathLike[str]) -> Recording:
         if conn is not None:
             conn.close()
         raise
+
+
+def _with_attempt(event: AnyEvent, retried: dict[int, int]) -> AnyEvent:
+    """Format 1 has no column for a start's attempt (issue 19): it is one more than the item's
+    attempts that ended ``retrying`` before it (counted so, not by earlier starts: a killed
+    worker's start may never have reached the parent)."""
+    if type(event) is Started and event.offset in retried:
+        return msgspec.structs.replace(event, attempt=retried[event.offset] + 1)
+    return event
 
 
 def _json_or_unset(text: str | None) -> Any:

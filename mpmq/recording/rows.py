@@ -148,7 +148,10 @@ class EventInserts:
                     rest = rest_of(e)
                     results.extend((seq, e.offset, e.pid, e.time, received_at, rest.data, rest.pickle))
                 elif cls is Error:
-                    data = data_text({"type": e.type, "traceback": e.traceback})
+                    fields = {"type": e.type, "traceback": e.traceback}
+                    if e.retryable or e.retrying:  # issue 19: format 1 keeps them in the row's JSON
+                        fields.update(retryable=e.retryable, retrying=e.retrying)
+                    data = data_text(fields)
                     exc = e.exception if keep_pickle else None
                     others.extend((seq, "error", e.offset, e.pid, e.time, received_at, None, None, e.message, data,
                                    exc))  # fmt: skip

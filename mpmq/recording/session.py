@@ -55,6 +55,8 @@ def open_recorder(engine: Any, items: list, shared: Mapping, workers: int) -> Re
             "item_timeout": engine.item_timeout,
             "max_items_per_worker": engine.max_items_per_worker,
             "record_pickle": bool(options.get("keep_pickle")),
+            **_retry_options(engine),
+            **_resume_options(options.get("resumed")),
         },
         "parent_run": options.get("parent_run"),
     }
@@ -62,3 +64,20 @@ def open_recorder(engine: Any, items: list, shared: Mapping, workers: int) -> Re
         options["path"], header, items, shared,
         redact=options.get("redact", True), keep_pickle=bool(options.get("keep_pickle")),
     )
+
+
+def _retry_options(engine: Any) -> dict[str, Any]:
+    """Issue 19: a replay says "attempt 1 of 3" as the live run did (only runs with retries)."""
+    if not engine.retries:
+        return {}
+    retry_on = [qualified(kind) for kind in engine.retry_on] if engine.retry_on else None
+    return {"retries": engine.retries, "retry_delay": engine.retry_delay, "retry_on": retry_on}
+
+
+def _resume_options(resumption: Any) -> dict[str, Any]:
+    """Issue 19: a resumed run names the run it resumed and the items it took from it."""
+    if resumption is None:
+        return {}
+    from ..resume import offset_ranges
+
+    return {"resumed_from": resumption.run_id, "resumed_items": offset_ranges(resumption.reused)}

@@ -18,7 +18,7 @@ import re
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from mpmq.events import Log
+from mpmq.events import Error, Log, Started
 from mpmq.recording import ItemRecord, Recording, RunInfo
 
 MAX_BARS = 2_000  # bars drawn one per item; beyond, neighbours merge
@@ -75,6 +75,8 @@ class ItemView:
     logs: list[LogLine] = field(default_factory=list)
     recorded_duration: float | None = None  # the items row's own, when it has one
     traceback_kept: int | None = None  # characters of the traceback the item's log keeps (None: all)
+    attempt: int = 1  # issue 19: which attempt this bar is (the item's own view: its last)
+    retried: bool = False  # issue 19: an attempt that failed and was run again
 
     @property
     def duration(self) -> float | None:
@@ -96,6 +98,7 @@ class Report:
     t0: float  # the run's start, epoch seconds
     span: float  # seconds from t0 to the run's end (or its last event)
     items: list[ItemView]
+    attempts: list[ItemView] = field(default_factory=list)  # issue 19: retried attempts, one bar each
 
     def count(self, outcome: str) -> int:
         return sum(1 for item in self.items if item.outcome == outcome)
@@ -127,8 +130,14 @@ def collect(recording: Recording, run_id: int | None = None) -> Report:
     tails: dict[int, deque[LogLine]] = {}
     totals: Counter[int] = Counter()
     last_seen = t0
+    begun: dict[int, Started] = {}  # issue 19: each item's latest start, for its attempts' bars
+    attempts: list[ItemView] = []
     for _seq, received_at, event in recording.events(run.id):
         last_seen = max(last_seen, received_at)
+        if type(event) is Started:
+            begun[event.offset] = event
+        elif type(event) is Error and event.retrying:
+            attempts += _attempt_view(begun.pop(event.offset, None), event, t0)
         if type(event) is Log:
             totals[event.offset] += 1
             tail = tails.get(event.offset)
@@ -140,10 +149,25 @@ def collect(recording: Recording, run_id: int | None = None) -> Report:
     ends = [r.ended_at for r in records if r.ended_at is not None]
     end = max([run.ended_at or last_seen, last_seen, *ends, *starts])
     items = [_item_view(r, t0, end, totals[r.offset], tails.get(r.offset, ())) for r in records]
+    for attempt in attempts:  # a retried item's own bar is its last attempt
+        item, last = items[attempt.offset], begun.get(attempt.offset)
+        if last is not None and item.start is not None:
+            item.start, item.recorded_duration, item.attempt = last.time - t0, None, last.attempt
     _share_log_lines(items)
     _share_tracebacks(items)
     ids = [info.id for info in recording.runs()]
-    return Report(os.path.basename(recording.path), run, ids, t0, max(end - t0, 0.0), items)
+    return Report(os.path.basename(recording.path), run, ids, t0, max(end - t0, 0.0), items, attempts)
+
+
+def _attempt_view(start: Started | None, error: Error, t0: float) -> list[ItemView]:
+    """A retried attempt as a bar of its own (issue 19); none if its start never arrived."""
+    if start is None:
+        return []
+    outcome = _PARENT_FAILURES.get(error.type, "failed")
+    return [ItemView(
+        error.offset, outcome, start.pid or None, start.time - t0, error.time - t0, "", "", clean(error.type, 200),
+        clean(error.message, 2_000), "", attempt=start.attempt, retried=True,
+    )]  # fmt: skip
 
 
 def _item_view(r: ItemRecord, t0: float, end: float, total: int, logs) -> ItemView:

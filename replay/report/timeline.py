@@ -26,7 +26,7 @@ MAX_CHIPS = 200  # per outcome, for items that never started
 
 
 def timeline(report: Report) -> str:
-    started = [item for item in report.items if item.start is not None]
+    started = [item for item in report.items if item.start is not None] + report.attempts  # issue 19
     lanes = _lanes(started)
     merge = len(started) > MAX_BARS
     count = len(lanes)
@@ -123,7 +123,10 @@ def _bar(group: list[ItemView], scale, y: float, h: float) -> str:
     width = max(scale(end) - x, MIN_BAR)
     outcome, label = first.outcome, LABELS[first.outcome]
     if len(group) == 1:
-        title = f"item {first.offset} · {label} · pid {first.pid or '?'}\nstarted +{first.start:.3f} s, ran "
+        attempt = ""  # issue 19: a retried item has a bar per attempt
+        if first.attempt > 1 or first.retried:
+            attempt = f" · attempt {first.attempt}" + (", retried" if first.retried else "")
+        title = f"item {first.offset}{attempt} · {label} · pid {first.pid or '?'}\nstarted +{first.start:.3f} s, ran "
         title += seconds(first.duration) + (f"\n{first.error_line}" if first.error_type else "")
         extra, css = "", "bar"
     else:

@@ -67,7 +67,7 @@ class WorkerHandle:
     @classmethod
     def start(cls, context: Any, function: Callable, shared_data: Mapping, style: str,
               first: list | None, max_items: int | None, name: str, announce_starts: bool = False,
-              items: list | None = None) -> WorkerHandle:
+              items: list | None = None, retry_on: tuple | None = None) -> WorkerHandle:
         """Start a worker; ``first`` items are handed over at its start (then it takes no more).
 
         ``items`` (fork only: inherited, never pickled) lets chunks name items by offset alone.
@@ -78,7 +78,7 @@ class WorkerHandle:
         process = context.Process(
             target=worker_main,
             args=(child_end, function, shared_data, style, first, 1 if dedicated else max_items, running,
-                  announce_starts, os.getpid(), items),
+                  announce_starts, os.getpid(), items, retry_on),
             name=name,
             daemon=False,  # an item may start processes of its own, as under 0.7.0
         )

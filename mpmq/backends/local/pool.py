@@ -17,7 +17,10 @@ with ``WorkerDied`` (exit code and signal, pid, last log lines), the items it he
 not started go back to the queue, and a replacement starts while work remains.
 
 The pool knows which worker holds which items (transport bookkeeping); the run's state is
-derived from the events it returns, by the reducer, elsewhere.
+derived from the events it returns, by the reducer, elsewhere. What a failure means (run the
+item again, stop the run) is the engine's to decide (issue 19, ``mpmq/retries.py``): it calls
+``run_again`` and ``cancel_not_started``; under ``stop_on_error`` the pool hands out no more
+work after reading a failure until the engine has had its say.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import os
 import select
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from multiprocessing import util
 from typing import Any
 
@@ -56,25 +59,31 @@ class WorkerPool:
         max_items_per_worker: int | None = None,
         item_timeout: float | None = None,
         stop_on_error: bool = False,
+        retry_on: tuple[type[BaseException], ...] | None = None,
+        offsets: Sequence[int] | None = None,
     ) -> None:
+        """``offsets``: the items to run (default: all); a resumed run runs only some (issue 19),
+        and events keep naming items by their offset in ``items``."""
         self.function = function
         self.items = items
         self.shared_data = shared_data
-        self.max_workers = max(1, min(workers, len(items)))
+        self.pending: deque[int] = deque(range(len(items)) if offsets is None else offsets)
+        self.max_workers = max(1, min(workers, len(self.pending)))
         self.context = context
         self.style = style
         self.max_items = max_items_per_worker
         self.item_timeout = item_timeout
-        self.stop_on_error = stop_on_error
-        self.pending: deque[int] = deque(range(len(items)))
+        self.stop_on_error = stop_on_error  # one item per worker at a time: others may be cancelled
+        self.retry_on = retry_on  # None: no retries; else what the item runner marks retryable
+        self._awaiting_verdict = False  # a failure was read: no new work until the engine decides
         self.inherit_only: deque[int] = deque()  # items that can only reach a process at its start
-        self.unfinished = len(items)
+        self.unfinished = len(self.pending)
         self.workers: list[WorkerHandle] = []
         self._by_fd: dict[int, tuple[WorkerHandle, bool]] = {}  # fd -> (worker, is its event pipe)
         self._poller = select.poll()
         self._processes: dict[int, Any] = {}  # pid -> process, for 0.7.0's processes table
         self._strikes: dict[int, int] = {}
-        self._deferred: list = []  # events made while reading a batch, to follow it
+        self._produced: list = []  # events the pool made between receives (cancellations)
         self.stopped = False
         self.closed = False
         self._item_seconds = 0.0  # time finished items took, for the chunk size
@@ -93,7 +102,7 @@ class WorkerPool:
     @property
     def exhausted(self) -> bool:
         """Nothing more will come: every item finished and every worker reaped, or closed."""
-        return self.closed or (self.unfinished == 0 and not self.workers)
+        return self.closed or (self.unfinished == 0 and not self.workers and not self._produced)
 
     def process_for(self, pid: int) -> Any:
         return self._processes.get(pid)
@@ -130,7 +139,12 @@ class WorkerPool:
         """Events that arrived within ``timeout`` seconds (``None``: until something happens)."""
         if self.exhausted:
             return []
-        events: list = []
+        events, self._produced = self._produced, []
+        if events:
+            timeout = 0.0  # hand these out now; only look for more
+        if self._awaiting_verdict:  # the engine has seen the failure and said nothing: go on
+            self._awaiting_verdict = False
+            self._schedule()
         deadline = self._next_deadline()
         if deadline is not None:
             due = max(0.0, deadline - time.monotonic())
@@ -149,8 +163,43 @@ class WorkerPool:
             self._reap(worker, events)
         if deadline is not None and time.monotonic() >= deadline:
             self._kill_overdue()
-        self._schedule()
+        if not self._awaiting_verdict:
+            self._schedule()
         return events
+
+    # -- the engine's verdicts on failures (issue 19) ---------------------------------------
+
+    def run_again(self, offset: int, attempt: int) -> None:
+        """Queue ``offset`` again, first in line, as attempt number ``attempt``.
+
+        The item's earlier attempt ended without ``done`` (the engine dropped it), so it is
+        unfinished again. The engine stamps ``attempt`` on the ``Started`` it receives. After
+        ``cancel_not_started`` the item is cancelled instead, like every item not started.
+        """
+        self.unfinished += 1
+        if self.stopped:
+            self._cancel(offset, time.time())
+            return
+        self.pending.appendleft(offset)
+        self._awaiting_verdict = False
+        self._schedule()
+
+    def cancel_not_started(self) -> None:
+        """End every item no worker has started with ``ItemCancelled`` (``stop_on_error``):
+        its ``error`` and ``done`` come with the next ``receive``."""
+        self.stopped = True
+        self._awaiting_verdict = False
+        now = time.time()
+        for queue in (self.pending, self.inherit_only):
+            while queue:
+                self._cancel(queue.popleft(), now)
+        self._schedule()
+
+    def _cancel(self, offset: int, now: float) -> None:
+        message = "cancelled: an earlier item failed and stop_on_error is set"
+        self._produced.append(Error(offset, 0, now, qualified_name(ItemCancelled), message))
+        self._produced.append(Done(offset, 0, now))
+        self.unfinished -= 1
 
     # -- reading events --------------------------------------------------------------------
 
@@ -188,14 +237,11 @@ class WorkerPool:
                 elif kind is Started:
                     running = restarted = True
                     began = event.time
-                elif kind is Error:
-                    self._cancel_pending(self._deferred)
+                elif kind is Error and self.stop_on_error:
+                    self._awaiting_verdict = True
             if coalesced and not self.compact:
                 batch = expand(batch)
             events.extend(batch)
-            if self._deferred:  # e.g. cancellations, after the error that caused them
-                events.extend(self._deferred)
-                self._deferred.clear()
         if not running:
             worker.started_at = None
         elif restarted:
@@ -210,22 +256,6 @@ class WorkerPool:
             worker.eof = True
             self._poller.unregister(worker.fd)
             del self._by_fd[worker.fd]
-
-    def _cancel_pending(self, events: list) -> None:
-        """An item failed. Under stop_on_error, the first failure gives every item that never
-        ran its own entry, a cancellation; later failures find nothing left to cancel."""
-        if not self.stop_on_error or self.stopped:
-            return
-        self.stopped = True
-        now = time.time()
-        cancelled_type = qualified_name(ItemCancelled)
-        for queue in (self.pending, self.inherit_only):
-            while queue:
-                offset = queue.popleft()
-                message = "cancelled: an earlier item failed and stop_on_error is set"
-                events.append(Error(offset, 0, now, cancelled_type, message))
-                events.append(Done(offset, 0, now))
-                self.unfinished -= 1
 
     # -- handing out work ------------------------------------------------------------------
 
@@ -304,7 +334,7 @@ class WorkerPool:
         worker = WorkerHandle.start(
             self.context, self.function, self.shared_data, self.style, first, self.max_items,
             name=f"mpmq-worker-{len(self._processes)}", announce_starts=self.item_timeout is not None,
-            items=self.items if self._inherit else None,
+            items=self.items if self._inherit else None, retry_on=self.retry_on,
         )
         self._processes[worker.pid] = worker.process
         self.workers.append(worker)
@@ -369,13 +399,15 @@ class WorkerPool:
             last_logs = worker.last_logs(culprit)
             if last_logs:
                 message += "; last log lines:\n" + "\n".join(f"  {line}" for line in last_logs)
-            events.append(Error(culprit, worker.pid, now, qualified_name(kind), message))
+            # A dead worker or a timeout says nothing about the item's next attempt: retryable
+            # whatever ``retry_on`` says (issue 19).
+            events.append(Error(culprit, worker.pid, now, qualified_name(kind), message, retryable=True))
             events.append(Done(culprit, worker.pid, now))
             self.unfinished -= 1
+            if self.stop_on_error:
+                self._awaiting_verdict = True
         queue = self.inherit_only if worker.dedicated else self.pending
         queue.extendleft(reversed(held))  # back to the front of the queue, in order
-        if culprit is not None:
-            self._cancel_pending(events)
 
     def _next_deadline(self) -> float | None:
         if self.item_timeout is None:

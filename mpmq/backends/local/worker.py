@@ -69,10 +69,11 @@ class _EventLogHandler(logging.Handler):
         )
 
 
-def error_event(offset: int, pid: int, exc: BaseException, from_item: bool = False) -> Error:
+def error_event(offset: int, pid: int, exc: BaseException, from_item: bool = False, retryable: bool = False) -> Error:
     """Describe any exception, even one that cannot be pickled or rebuilt.
 
-    ``from_item``: the traceback starts in the item's function, not in the runner calling it.
+    ``from_item``: the traceback starts in the item's function, not in the runner calling it;
+    ``retryable``: ``retry_on`` lets the engine run the item again (issue 19).
     """
     try:
         message = str(exc)
@@ -86,7 +87,7 @@ def error_event(offset: int, pid: int, exc: BaseException, from_item: bool = Fal
         pickled = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # unpicklable exceptions still travel as type, message and traceback
         pickled = None
-    return Error(offset, pid, time.time(), qualified_name(type(exc)), message, text, pickled)
+    return Error(offset, pid, time.time(), qualified_name(type(exc)), message, text, pickled, retryable)
 
 
 class ItemRunner:
@@ -94,11 +95,14 @@ class ItemRunner:
 
     ``running`` is a slot in shared memory holding the offset of the item being run, so when
     this process dies the parent knows exactly which item killed it, even if the last batch
-    of events never left.
+    of events never left. ``retry_on`` (issue 19): the exception types whose failures the
+    engine may retry (``None``: the run has no retries), judged here, where the exception is.
     """
 
     def __init__(self, sender: EventSender, function: Callable, shared_data: Mapping, style: str,
-                 running: Any = None, announce_starts: bool = False) -> None:
+                 running: Any = None, announce_starts: bool = False,
+                 retry_on: tuple[type[BaseException], ...] | None = None) -> None:
+        self.retry_on = retry_on
         self.running = running
         self.announce_starts = announce_starts
         self.sender = sender
@@ -137,7 +141,8 @@ class ItemRunner:
             else:
                 value = self.function(item, self.shared_data)
         except BaseException as exc:  # SystemExit and KeyboardInterrupt in an item fail that item
-            event = error_event(offset, pid, exc, from_item=True)
+            retryable = self.retry_on is not None and isinstance(exc, self.retry_on)
+            event = error_event(offset, pid, exc, from_item=True, retryable=retryable)
         else:
             try:
                 event = Result(offset, pid, time.time(), payload.for_transit(value))
@@ -186,6 +191,7 @@ def worker_main(
     announce_starts: bool = False,
     parent_pid: int | None = None,
     items: list | None = None,
+    retry_on: tuple[type[BaseException], ...] | None = None,
 ) -> None:
     """Entry point of a worker process.
 
@@ -201,7 +207,7 @@ def worker_main(
     sender = EventSender(conn)
     sender.follow_forks()
     inbox = Inbox(conn, watch_parent=not killed_with_parent)
-    runner = ItemRunner(sender, function, shared_data, style, running, announce_starts)
+    runner = ItemRunner(sender, function, shared_data, style, running, announce_starts, retry_on)
     done = 0
     for offset, item in first_items or ():
         runner.run(offset, item)
