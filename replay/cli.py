@@ -38,7 +38,7 @@ from .handlers import LAST_LOG_LINES, HandlerError, Printer, build_handler, one_
 from .loader import fold
 from .report.command import report
 from .rerun import RerunError, prepare, run_here, run_in_workers
-from .resume_command import resume
+from .resume import resume
 from .summary import Facts, local_time, render
 
 
@@ -404,7 +404,7 @@ def diff_sides(paths: tuple[str, ...], run_ids: tuple[int, ...]) -> list[tuple[s
 
 
 main.add_command(report)  # written in its own package: replay/report/command.py
-main.add_command(resume)  # replay/resume_command.py (issue 19)
+main.add_command(resume)  # written in its own module: replay/resume.py (issue 19)
 
 if __name__ == "__main__":
     # Under ``python -m replay.cli`` this file runs as __main__, a second copy of the module:
