@@ -12,10 +12,14 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
+import msgspec
+
 from . import payload
 from .errors import PARENT_ERROR_TYPES, ItemFailed, RemoteError, RemoteTraceback
 from .events import Error
-from .state import FAILED, SUCCEEDED, ItemState, RunState
+from .state import FAILED, STATUSES, SUCCEEDED, ItemState, RunState
+
+_SUCCEEDED_CODE = STATUSES.index(SUCCEEDED)  # how the state's status column stores it
 
 
 def run_status(state: RunState) -> str:
@@ -25,16 +29,27 @@ def run_status(state: RunState) -> str:
     return "failed" if state.failed else "succeeded"
 
 
-def outcomes(items: list[ItemState], allow_pickle: bool) -> list:
-    """One outcome per item, in item order (successes without a detour: a run may have 10,000)."""
-    load = payload.load
+def outcomes(state: RunState, allow_pickle: bool) -> list:
+    """One outcome per item, in item order.
+
+    Read from the state's columns (issue 18: a run may have a million items): a success whose
+    value travelled as itself costs a few lookups; anything else takes ``outcome``.
+    """
+    unset, load = msgspec.UNSET, payload.load
     out = []
-    for item in items:
-        result = item.result
-        if result is not None and item.status == SUCCEEDED:
-            out.append(load(result, allow_pickle))
+    append = out.append
+    offset = -1
+    for code, result in zip(state._status, state._result):
+        offset += 1
+        if code == _SUCCEEDED_CODE and result is not None:
+            if result.pickle is None:
+                value = result.json
+                if value is not unset:
+                    append(value)
+                    continue
+            append(load(result, allow_pickle))
         else:
-            out.append(outcome(item, allow_pickle))
+            append(outcome(state.items[offset], allow_pickle))
     return out
 
 

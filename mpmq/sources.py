@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from .backends.local.pool import WorkerPool
+from .events import expanded_size
 
 Batch = tuple  # (seq of the first event: int, received_at: float, events: list[AnyEvent])
 REPLAY_BATCH = 256
@@ -47,10 +48,11 @@ class LiveSource:
 
     @property
     def compact(self) -> bool:
-        """Hand out ``events.Ran`` as it came (each takes one ``seq``), not as its three events.
+        """Hand out ``events.Ran`` chunks as they came, not as the events they stand for.
 
-        The engine's own loop asks for it when nothing would look at those events one by
-        one (no handler for them, no recording). Sources that never coalesce need not have it.
+        A chunk takes as many sequence numbers as the events it stands for, so the numbers
+        are the same whether anyone expands it or not. Sources that never coalesce need not
+        have it.
         """
         return self.pool.compact
 
@@ -72,7 +74,8 @@ class LiveSource:
         if not events:
             return [] if not self.pool.exhausted else None
         first = self.seq + 1
-        self.seq += len(events)
+        counted = getattr(self.pool, "received", None)  # what the backend counted while reading
+        self.seq = counted if counted is not None else self.seq + expanded_size(events)
         return [(first, time.time(), events)]
 
     def close(self, terminate: bool = False) -> None:

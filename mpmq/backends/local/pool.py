@@ -80,7 +80,8 @@ class WorkerPool:
         self._item_seconds = 0.0  # time finished items took, for the chunk size
         self._inherit = context.get_start_method() == "fork"  # workers are born holding the items
         self._items_timed = 0
-        self.compact = False  # hand out ``events.Ran`` as is (True) or as its three events
+        self.compact = False  # hand out ``events.Ran`` chunks as they came (True) or expanded
+        self.received = 0  # events handed out so far, a Ran chunk counted as the events it stands for
         # Workers are not daemonic, so at interpreter exit multiprocessing would join them:
         # end them first, should a caller exit without closing the run.
         self._at_exit = util.Finalize(self, WorkerPool._close_at_exit, args=(self.workers,), exitpriority=10)
@@ -147,6 +148,7 @@ class WorkerPool:
                 exited.append(worker)
         for worker in exited:  # after reading every pipe, so a sibling's events come first
             self._reap(worker, events)
+        self.received += len(events)
         if deadline is not None and time.monotonic() >= deadline:
             self._kill_overdue()
         self._schedule()
@@ -169,33 +171,46 @@ class WorkerPool:
         restarted = False  # an item started in these batches (and is still running, if ``running``)
         finished = 0
         seconds = 0.0
+        chunked = 0  # events the Ran chunks stand for, beyond one each
         for batch in batches:
-            coalesced = False  # the batch holds an ``events.Ran``
+            before = chunked
             for event in batch:
                 kind = type(event)
-                if kind is Done or kind is Ran:
+                if kind is Ran:
+                    offsets = event.offsets
+                    count = len(offsets)
+                    # a worker runs its items in the order it got them: the chunk is the next held
+                    if len(held) >= count and held[0] == offsets[0] and held[count - 1] == offsets[-1]:
+                        for _ in range(count):
+                            held.popleft()
+                    else:
+                        for offset in offsets:
+                            held.remove(offset)
+                    running = False
+                    finished += count
+                    seconds += sum(event.ends) - sum(event.starts)  # on the worker's clock
+                    chunked += 3 * count - 1
+                elif kind is Done:
                     if held and held[0] == event.offset:
                         held.popleft()
                     else:
                         held.remove(event.offset)
                     running = False
                     finished += 1
-                    if kind is Done:
-                        seconds += event.time - began  # on the worker's clock
-                    else:
-                        seconds += event.ended - event.time
-                        coalesced = True
+                    seconds += event.time - began  # on the worker's clock
                 elif kind is Started:
                     running = restarted = True
                     began = event.time
                 elif kind is Error:
                     self._cancel_pending(self._deferred)
-            if coalesced and not self.compact:
+            if chunked != before and not self.compact:
                 batch = expand(batch)
             events.extend(batch)
             if self._deferred:  # e.g. cancellations, after the error that caused them
                 events.extend(self._deferred)
                 self._deferred.clear()
+        if self.compact:
+            self.received += chunked
         if not running:
             worker.started_at = None
         elif restarted:

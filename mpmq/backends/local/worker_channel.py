@@ -170,14 +170,28 @@ class EventSender:
                 self._conn.send_bytes(data)
 
     def emit_ran(self, started: Started, result: Result) -> bool:
-        """Send the item's start, result and end as one ``Ran``, if ``started`` is still the
-        last unsent event (nothing was logged, nothing flushed since); False if not."""
+        """Send the item's start, result and end as part of a ``Ran`` chunk, if ``started`` is
+        still the last unsent event (nothing was logged, nothing flushed since); False if not.
+
+        The item joins the chunk just before it when it follows that chunk's last item (a chunk
+        holds consecutive offsets: the parent folds it with slice assignments), else starts one.
+        """
         with self._send_lock:
             batch = self._batch
             if not batch or batch[-1] is not started:
                 return False
-            batch[-1] = Ran(started.offset, started.pid, started.time, result.value, result.time)
-            self._size += 256
+            offset = started.offset
+            chunk = batch[-2] if len(batch) > 1 else None
+            if type(chunk) is Ran and chunk.offsets[-1] + 1 == offset:
+                batch.pop()
+                chunk.offsets.append(offset)
+                chunk.starts.append(started.time)
+                chunk.ends.append(result.time)
+                chunk.values.append(result.value)
+            else:
+                batch[-1] = Ran(offset, started.pid, started.time, [offset], [started.time], [result.time],
+                                [result.value])
+            self._size += 64
         if self._size >= FLUSH_BYTES:
             self.flush()
         return True
