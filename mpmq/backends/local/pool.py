@@ -34,6 +34,7 @@ from ...errors import ItemCancelled, ItemTimeout, WorkerDied, qualified_name
 from ...events import Done, Error, Ran, Started, expand
 from . import chunks
 from .handle import WorkerHandle
+from .pending import PendingOffsets
 
 MAX_CHUNK = 512
 CHUNK_SECONDS = 0.002  # the least work a chunk holds once item times are known
@@ -66,7 +67,7 @@ class WorkerPool:
         self.max_items = max_items_per_worker
         self.item_timeout = item_timeout
         self.stop_on_error = stop_on_error
-        self.pending: deque[int] = deque(range(len(items)))
+        self.pending = PendingOffsets(range(len(items)))
         self.inherit_only: deque[int] = deque()  # items that can only reach a process at its start
         self.unfinished = len(items)
         self.workers: list[WorkerHandle] = []
@@ -283,7 +284,7 @@ class WorkerPool:
                 size = min(size, self.max_items - worker.sent)
             if size <= 0:
                 break
-            offsets = [self.pending.popleft() for _ in range(min(size, len(self.pending)))]
+            offsets = self.pending.take(size)
             if not self._send(worker, offsets):
                 return
         if not worker.held:
