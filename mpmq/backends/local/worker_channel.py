@@ -57,6 +57,7 @@ class EventSender:
         self._has_data = threading.Event()
         self._new_chunk()
         self._last_send = 0.0  # time.monotonic() of the last send: the channel is idle after it
+        self._first_since_send = True  # the next emit looks at the clock (once per send)
         self._relays: list[ForkRelay] = []  # one per process the item forked, still sending
         self._fork_pipe: tuple[int, int] | None = None  # made for the fork in progress
         # Not threading.Thread: its start() waits until the new thread runs, which on a
@@ -237,10 +238,10 @@ class EventSender:
         batch = self._batch
         batch.append(event)
         self._size += size
-        count = len(batch)
-        if count >= FLUSH_EVENTS or self._size >= FLUSH_BYTES:
+        if len(batch) >= FLUSH_EVENTS or self._size >= FLUSH_BYTES:
             self.flush()
-        elif count == 1:  # the first event since the last send
+        elif self._first_since_send:
+            self._first_since_send = False
             if time.monotonic() - self._last_send >= FLUSH_INTERVAL:
                 self.flush()
             else:
@@ -258,6 +259,7 @@ class EventSender:
                 self._size = 0
                 self._conn.send_bytes(data)
                 self._last_send = time.monotonic()
+                self._first_since_send = True
 
     def emit_large(self, event: Result) -> None:
         """A large result travels as a frame of its own after its event: no copy into a batch.
@@ -276,6 +278,7 @@ class EventSender:
             self._conn.send_bytes(data)
             self._conn.send_bytes(event.value.pickle)
             self._last_send = time.monotonic()
+            self._first_since_send = True
 
     def _flush_periodically(self) -> None:
         while True:
