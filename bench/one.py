@@ -81,7 +81,7 @@ def _execute(runner: Any, impl: str, scenario: Scenario, items: list[dict[str, A
         return runner(*args, chunksize=max(1, len(items) // (4 * WORKERS)), sink=sink)
     if impl == PPE:
         return runner(*args, chunksize=1, sink=sink)
-    return runner(*args, sink=sink)
+    return runner(*args, sink=sink, task=scenario.pool_task)
 
 
 def main(argv: list[str] | None = None) -> int:
