@@ -12,12 +12,10 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
-import msgspec
-
 from . import payload
 from .errors import PARENT_ERROR_TYPES, ItemFailed, RemoteError, RemoteTraceback
-from .events import Error
-from .state import FAILED, STATUSES, SUCCEEDED, ItemState, RunState
+from .events import Error, Payload
+from .state import FAILED, NO_RESULT, STATUSES, SUCCEEDED, ItemState, RunState
 
 _SUCCEEDED_CODE = STATUSES.index(SUCCEEDED)  # how the state's status column stores it
 
@@ -35,19 +33,14 @@ def outcomes(state: RunState, allow_pickle: bool) -> list:
     Read from the state's columns (issue 18: a run may have a million items): a success whose
     value travelled as itself costs a few lookups; anything else takes ``outcome``.
     """
-    unset, load = msgspec.UNSET, payload.load
+    no_result, load = NO_RESULT, payload.load
     out = []
     append = out.append
     offset = -1
     for code, result in zip(state._status, state._result):
         offset += 1
-        if code == _SUCCEEDED_CODE and result is not None:
-            if result.pickle is None:
-                value = result.json
-                if value is not unset:
-                    append(value)
-                    continue
-            append(load(result, allow_pickle))
+        if code == _SUCCEEDED_CODE and result is not no_result:
+            append(result if type(result) is not Payload else load(result, allow_pickle))
         else:
             append(outcome(state.items[offset], allow_pickle))
     return out

@@ -19,6 +19,8 @@ from array import array
 from collections.abc import Iterator, Sequence
 from typing import Any, overload
 
+import msgspec
+
 from .events import Done, Error, Event, Log, Payload, Ran, Result, Started
 
 PENDING = "pending"
@@ -31,6 +33,8 @@ STATUSES = (PENDING, RUNNING, SUCCEEDED, FAILED)
 _PENDING, _RUNNING, _SUCCEEDED, _FAILED = range(4)
 _NO_PID = -(2**63)  # the pid column's None
 _NO_TIME = math.nan  # the time columns' None
+NO_RESULT = type("NoResult", (), {"__repr__": lambda self: "<no result>", "__slots__": ()})()
+_UNSET = msgspec.UNSET
 
 
 class ItemState:
@@ -66,7 +70,10 @@ class ItemState:
 
     @property
     def result(self) -> Payload | None:
-        return self._state._result[self.offset]
+        result = self._state._result[self.offset]
+        if result is NO_RESULT:
+            return None
+        return result if type(result) is Payload else Payload(json=result)
 
     @property
     def error(self) -> Error | None:
@@ -153,7 +160,9 @@ class RunState:
         self._pid = array("q", [_NO_PID]) * size
         self._started = array("d", [_NO_TIME]) * size
         self._ended = array("d", [_NO_TIME]) * size
-        self._result: list[Payload | None] = [None] * size
+        # A result that is only a JSON value is kept as that value, not its Payload: 48 bytes
+        # less per item (issue 18); ``ItemState.result`` gives the Payload back.
+        self._result: list[Any] = [NO_RESULT] * size
         self._errors: dict[int, Error] = {}
         self._logs = [0] * size  # a list: += on it is faster than on an array (a million logs)
         self.items = Items(self)
@@ -227,7 +236,9 @@ def _log(state: RunState, event: Log) -> None:
 
 
 def _result(state: RunState, event: Result) -> None:
-    state._result[event.offset] = event.value
+    value = event.value
+    plain = value.pickle is None and value.repr is None and value.json is not _UNSET
+    state._result[event.offset] = value.json if plain else value
     state.events += 1
 
 
@@ -283,7 +294,10 @@ def _ran(state: RunState, event: Ran) -> None:
         state._pid[first:end] = array("q", [event.pid]) * count
         state._started[first:end] = array("d", event.starts)
         state._ended[first:end] = array("d", event.ends)
-        state._result[first:end] = event.values
+        state._result[first:end] = [
+            value.json if value.pickle is None and value.repr is None and value.json is not _UNSET else value
+            for value in event.values
+        ]
         state.pending -= count
         state.succeeded += count
         state.events += 3 * count
