@@ -90,14 +90,6 @@ def error_event(offset: int, pid: int, exc: BaseException, from_item: bool = Fal
     return Error(offset, pid, time.time(), qualified_name(type(exc)), message, text, pickled)
 
 
-def _nothing_waiting() -> bool:
-    return False
-
-
-def _something_waiting() -> bool:
-    return True
-
-
 class _NoSlot:
     """Where no shared slot says which item runs (a runner driven in the tests)."""
 
@@ -130,15 +122,17 @@ class ItemRunner:
 
     def run(self, offset: int, item: Any, last: bool = True) -> None:
         """Run one item; ``last``: send what is unsent once it ends (no more items follow)."""
-        self.run_chunk([offset], [item], _nothing_waiting if last else _something_waiting)
+        self.run_chunk([offset], [item], flush_at_end=last)
 
-    def run_chunk(self, offsets: list[int], items: list, waiting: Callable[[], bool] = _nothing_waiting) -> None:
+    def run_chunk(self, offsets: list[int], items: list, waiting: Callable[[], bool] | None = None,
+                  flush_at_end: bool = True) -> None:
         """Run items one after another; ``waiting()`` says whether the next chunk is already here.
 
-        What is unsent leaves at the end of the chunk unless the next one is waiting, half-way
-        through when none is (so the parent sends the next in time), and after any item that
-        logged or took a millisecond or more (so a crash in the next item cannot lose it; a
-        quick, quiet item whose events had not left is re-run by the parent instead).
+        What is unsent leaves at the end of the chunk (the parent tops up a worker as it hears
+        of its progress: issue 18), half-way through when no next chunk is waiting (so the
+        parent sends one in time), and after any item that logged or took a millisecond or
+        more (so a crash in the next item cannot lose it; a quick, quiet item whose events
+        had not left is re-run by the parent instead).
 
         The usual item (quick, quiet, a scalar result) costs no call of ours: it joins the
         sender's open chunk here, inlined (issue 18: a worker's own overhead per item is what
@@ -200,9 +194,9 @@ class ItemRunner:
             running.value = -1  # between items: a death now is no item's fault
             if index == last:
                 sender._next_offset = offset + 1
-                if not waiting():
+                if flush_at_end:
                     sender.flush()
-            elif index == half and waiting is not _something_waiting and not waiting():
+            elif index == half and waiting is not None and not waiting():
                 sender._next_offset = offset + 1
                 sender.flush()
 
