@@ -8,7 +8,9 @@
                                                                  into 0.7.0 messages and hooks)
 
 Events are reduced and handed to the handlers one at a time, in receive order, as the
-consumer asks for them: whichever loop drives the run (``run()``, a client's own loop over
+consumer asks for them (a ``Ran`` chunk of items that only returned a value is folded in one
+step when no handler looks at those items one by one, and handed out as its per-item events
+when one does: issue 18): whichever loop drives the run (``run()``, a client's own loop over
 ``message_queue.get``, or a replay), the state a handler sees is exactly the state after the
 event it is handling. Results and failures are read from that state and nowhere else.
 """

@@ -3,8 +3,10 @@
 The connection to the parent (chunks in, event batches out) is ``worker_channel.py``. Here:
 each item runs with its logging captured, and its events are flushed at the end of any item
 that logged or took a millisecond or more (so a crash in the next item cannot lose its
-result; a trivial item whose events had not left is re-run by the parent instead), and
-half-way through a chunk when no next chunk is waiting (so the parent sends one in time).
+result; a trivial item whose events had not left is re-run by the parent instead), at the
+end of every chunk, and half-way through a chunk when no next chunk is waiting (so the
+parent sends one in time). An item that only returns a scalar, quickly and quietly, sends
+no event of its own: it joins the sender's open chunk, one ``Ran`` for many (issue 18).
 """
 
 from __future__ import annotations

@@ -14,10 +14,14 @@ where it cannot be asked to, and under forkserver (where it is asked through the
 a thread that only waits on the parent's sentinel exits the process too, so no orphan keeps
 running.
 
-Events leave in batches: when a batch is large, and at most ``FLUSH_INTERVAL`` after the
-first unsent event, so a live display still updates promptly (``worker.py`` adds the flushes
-an item's end calls for). Only the worker writes to its connection: a process the item forks
-sends through a pipe the worker relays (``fork_relay.py``).
+Events leave in batches: when a batch is large, at most ``FLUSH_INTERVAL`` after the first
+unsent event, so a live display still updates promptly, and at once when nothing was sent
+for ``FLUSH_INTERVAL`` (a line from an idle worker arrives as fast as a ``QueueHandler``
+would deliver it; while sends follow each other, lines batch: issue 18). ``worker.py`` adds
+the flushes an item's end calls for. Items that only return a value wait in an open chunk,
+sent as one ``Ran`` with the batch (``EventSender.ran``). Only the worker writes to its
+connection: a process the item forks sends through a pipe the worker relays
+(``fork_relay.py``).
 """
 
 from __future__ import annotations
