@@ -126,3 +126,16 @@ def test_a_crash_in_the_middle_of_a_chunk_fails_only_its_item(start_method, watc
     assert run.state.counts() == {"pending": 0, "running": 0, "succeeded": ITEMS - 1, "failed": 1}
     if watched:
         assert len([call for call in run.calls if call[0] == "complete"]) == ITEMS
+
+
+def test_a_replay_of_a_chunked_run_calls_the_hooks_as_the_live_run_did(start_method, tmp_path, chunks_expanded):
+    """Issue 18 point 5: the recording of a run whose items came in chunks re-drives the same
+    per-item calls, with the same state at each."""
+    path = tmp_path / "run.db"
+    data = [{"value": i} for i in range(ITEMS)]
+    live = Hooks(workers.fail_on, process_data=data, processes_to_start=2, context=start_method)
+    assert live.execute(record=path) == list(range(ITEMS))
+    assert sum(chunks_expanded) > ITEMS / 2  # the live run's items came in chunks
+    again = Hooks(workers.fail_on, process_data=data)
+    assert again.replay(path, clock=False) == list(range(ITEMS))
+    assert again.calls == live.calls
