@@ -45,7 +45,8 @@ def run(scenario: Scenario, impl: str, quick: bool, start_method: str) -> Measur
             if m.recorded_events is not None:
                 m.events_per_s = m.recorded_events / m.wall_s
             m.extra["record_file_mb"] = os.path.getsize(record) / 2**20 if os.path.exists(record) else None
-    reported = [r / 1024 for r in results if isinstance(r, int) and scenario.function.__name__ != "trivial"]
+    reports_rss = scenario.function.__name__ not in ("trivial", "inc")  # the others return their peak RSS
+    reported = [r / 1024 for r in results if isinstance(r, int) and reports_rss]
     m.workers_rss_mb = max([reaped_children_peak_mb(), *reported])
     problem = scenario.check(items, results) if scenario.check else None
     if sink is not None:
@@ -81,7 +82,7 @@ def _execute(runner: Any, impl: str, scenario: Scenario, items: list[dict[str, A
         return runner(*args, chunksize=max(1, len(items) // (4 * WORKERS)), sink=sink)
     if impl == PPE:
         return runner(*args, chunksize=1, sink=sink)
-    return runner(*args, sink=sink)
+    return runner(*args, sink=sink, task=scenario.pool_task)
 
 
 def main(argv: list[str] | None = None) -> int:

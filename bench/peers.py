@@ -85,14 +85,16 @@ def run_pool(
     workers: int,
     start_method: str,
     sink: Sink | None = None,
+    task: Callable[[Any], Any] | None = None,
 ) -> list[Any]:
     """``multiprocessing.Pool.map`` (its default chunksize) end to end.
 
+    ``task`` is what the pool maps (default: ``function`` with ``shared_data={}``).
     ``close()`` + ``join()`` rather than the ``with`` block, whose exit terminates the workers
     and could drop records still in their feeder threads.
     """
     ctx = multiprocessing.get_context(start_method)
-    task = functools.partial(function, shared_data={})
+    task = task or functools.partial(function, shared_data={})
     with forwarder(ctx, sink) as logs:
         pool = ctx.Pool(workers, **logs)
         try:

@@ -38,6 +38,7 @@ class Scenario:
     track_latency: bool = False
     max_repeat: int | None = None  # cap for scenarios whose single run is long
     check: Callable[[list[dict[str, Any]], list[Any]], str | None] | None = None
+    pool_task: Callable[[Any], Any] | None = None  # what Pool.map maps, if not the function itself
 
     def items(self, quick: bool) -> list[dict[str, Any]]:
         return self.make_items(quick)
@@ -56,6 +57,12 @@ class Scenario:
 
 def _check_in_order(items: list[dict[str, Any]], results: list[Any]) -> str | None:
     if results != [item["i"] for item in items]:
+        return "results missing or out of item order"
+    return None
+
+
+def _check_incremented(items: list[dict[str, Any]], results: list[Any]) -> str | None:
+    if results != [item["i"] + 1 for item in items]:
         return "results missing or out of item order"
     return None
 
@@ -110,6 +117,19 @@ SCENARIOS: tuple[Scenario, ...] = (
              impls=(MPMQ, RECORD, PPE), rows=RSS_ROWS, forwards_logs=True, max_repeat=2,
              check=_check_count),
 )
+
+# Issue 18's scale rows: a million trivial items at the stdlib pools' cost, in time and memory.
+SCALE_ROWS = (Row("", "wall_s", "s"), Row(": parent peak RSS", "parent_rss_mb", "MB"))
+SCALE = (
+    Scenario("scale100k", "{n} trivial items, 2 processes, inc(**item)", workloads.inc, _trivial(100_000),
+             impls=(MPMQ, RECORD, POOL), rows=SCALE_ROWS, check=_check_incremented,
+             pool_task=workloads.inc_item),
+    Scenario("scale1m", "{n} trivial items, 2 processes, inc(**item)", workloads.inc,
+             lambda quick: [{"i": i} for i in range(200_000 if quick else 1_000_000)],
+             impls=(MPMQ, RECORD, POOL), rows=SCALE_ROWS, max_repeat=3, check=_check_incremented,
+             pool_task=workloads.inc_item),
+)
+SCENARIOS += SCALE
 
 BY_KEY = {scenario.key: scenario for scenario in SCENARIOS}
 

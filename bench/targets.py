@@ -26,7 +26,9 @@ class Verdict:
 
 def evaluate(meds: Medians, quick: bool, keys: set[str] | None = None) -> list[Verdict]:
     """The targets of the scenarios in ``keys`` (default all), in issue order."""
-    verdicts = _all(meds, quick)
+    from .targets_scale import scale_targets
+
+    verdicts = _all(meds, quick) + scale_targets(meds, quick)
     return [v for v in verdicts if keys is None or v.scenario in keys]
 
 

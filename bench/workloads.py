@@ -3,7 +3,8 @@
 They live in an importable module and import only the standard library, so they pickle by
 reference under spawn and forkserver and cost nothing to import in a worker. Each takes
 ``(data, shared_data)`` the way mpmq calls it; the stdlib pools get
-``functools.partial(fn, shared_data={})``.
+``functools.partial(fn, shared_data={})``. Except ``inc`` (the scale rows of issue 18), which
+mpmq calls with keywords, ``inc(**item)``, and the stdlib pools through ``inc_item``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,16 @@ def peak_rss_kb() -> int:
 def trivial(data: dict[str, Any], shared_data: dict[str, Any]) -> int:
     """Do nothing worth timing: what is left is the pool's own overhead."""
     return data["i"]
+
+
+def inc(i: int = 0) -> int:
+    """A trivial item called with keywords: what is left of a million is the pool's overhead."""
+    return i + 1
+
+
+def inc_item(item: dict[str, Any]) -> int:
+    """``Pool.map``'s one-line wrapper: the same item dicts, the same call."""
+    return inc(**item)
 
 
 def log_lines(data: dict[str, Any], shared_data: dict[str, Any]) -> int:

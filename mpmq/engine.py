@@ -9,7 +9,9 @@
                                                                  into 0.7.0 messages and hooks)
 
 Events are reduced and handed to the handlers one at a time, in receive order, as the
-consumer asks for them: whichever loop drives the run (``run()``, a client's own loop over
+consumer asks for them (a ``Ran`` chunk of items that only returned a value is folded in one
+step when no handler looks at those items one by one, and handed out as its per-item events
+when one does: issue 18): whichever loop drives the run (``run()``, a client's own loop over
 ``message_queue.get``, or a replay), the state a handler sees is exactly the state after the
 event it is handling. Results and failures are read from that state and nowhere else.
 """
@@ -29,7 +31,7 @@ from . import outcomes, validate
 from .backends.local.pool import WorkerPool
 from .calling import call_style
 from .errors import RunFailed
-from .events import EVENT_TYPES, AnyEvent, Done, Ran, Result, Started
+from .events import EVENT_TYPES, AnyEvent, Done, Ran, Result, Started, expand
 from .retries import FailurePolicy
 from .sources import EventSource, LiveSource, RecordedSource
 from .state import FOLDS, RunState, reduce
@@ -87,6 +89,7 @@ class Engine:
         self._seq0 = 0
         self._received_at = 0.0
         self._recorder: Any = None
+        self._folds = FOLDS
         self._record_options: dict = {}
         self._replay: Any = None
         self._allow_pickle = True
@@ -121,15 +124,31 @@ class Engine:
         return dict.fromkeys(EVENT_TYPES, handler)
 
     def _own_loop_handlers(self) -> dict[type, Callable[[Any], None] | None]:
-        """``_event_handlers`` for ``_hand_out_received``, which also folds ``events.Ran``:
-        when nobody looks at an item's start, result and end one by one (no handler, no
-        recording), the source may hand them out as one."""
+        """``_event_handlers`` for ``_hand_out_received``, with what it does with an ``events.Ran``.
+
+        A chunk of items that started, returned and ended is folded in one step when nobody
+        looks at those events one by one (issue 18: a million trivial items). When a handler
+        does (``on_start_process``, ``on_complete_process``, ``process_event``...), or a replay
+        checks every event, the chunk is handed out as the events it stands for, each folded
+        before its handler runs: the state a handler sees is exact either way.
+        """
         handlers = self._event_handlers()
-        handlers[Ran] = None
-        if hasattr(self._source, "compact"):
-            unwatched = all(handlers[kind] is None for kind in (Started, Result, Done))
-            self._source.compact = unwatched and self._recorder is None
+        folds = dict(FOLDS)
+        if self._replay is not None or any(handlers[kind] is not None for kind in (Started, Result, Done)):
+            handlers[Ran] = self._expand_chunks
+            folds[Ran] = _fold_later
+        else:
+            handlers[Ran] = None
+        self._folds = folds
         return handlers
+
+    def _expand_chunks(self, event: Ran) -> None:
+        """Put the per-item events of every chunk left in the batch in their place (``event``
+        first), to be folded and handed out one by one."""
+        index = self._index - 1
+        events = self._events
+        self._events = events[:index] + expand(events[index:])
+        self._index = index
 
     def final(self) -> None:
         """Called at the end of ``execute`` and ``replay``, whatever happened."""
@@ -226,7 +245,7 @@ class Engine:
 
     def results(self) -> list:
         """One entry per item, in item order, read from the run's state."""
-        return outcomes.outcomes(self._state.items, self._allow_pickle)
+        return outcomes.outcomes(self._state, self._allow_pickle)
 
     @staticmethod
     def check_results(results: list) -> None:
@@ -290,6 +309,7 @@ class Engine:
             stop_on_error=self.stop_on_error,
             retry_on=(self.retry_on or (BaseException,)) if self.retries else None, offsets=offsets,
         )
+        pool.compact = True  # Ran chunks as they came: the loop expands them if anyone looks
         source = LiveSource(pool)
         if self.retries or self.stop_on_error:  # what a failure means is decided here (issue 19)
             self._policy = FailurePolicy(pool, self.retries, self.retry_delay, self.stop_on_error)
@@ -324,7 +344,7 @@ class Engine:
         """
         if self._index >= len(self._events) and not self._batches and not self._receive(timeout):
             return False
-        state, replay, folds = self._state, self._replay, FOLDS
+        state, replay, folds = self._state, self._replay, self._folds
         while True:
             events, index = self._events, self._index
             count = len(events)
@@ -361,6 +381,9 @@ class Engine:
             self._seq0, self._received_at, self._events = self._batches.popleft()
             index = 0
         event = self._events[index]
+        if type(event) is Ran:  # whoever pulls events pulls them one by one
+            self._events = self._events[:index] + expand(self._events[index:])
+            event = self._events[index]
         self._index = index + 1
         reduce(self._state, event)
         if self._replay is not None:
@@ -383,8 +406,12 @@ class Engine:
             return False
         recorder = self._recorder
         if recorder is not None:  # its own thread commits them (recording/writer.py)
-            for batch in batches:
-                recorder.append_batch(*batch)
+            for seq, received_at, events in batches:
+                # FORMAT 1 SHIM (issue 18): format 1 stores one row per event, so a Ran chunk
+                # is recorded as the events it stands for (the seqs it takes). Format 2 stores
+                # batches as they came: with it, this line goes and ``events`` are passed as is.
+                events = expand(events)
+                recorder.append_batch(seq, received_at, events)
         self._batches.extend(batches)
         return True
 
@@ -407,6 +434,10 @@ class Engine:
         """The worker process object for ``pid`` while it runs (None in a replay)."""
         source = self._source or self._ended_source
         return source.process_for(pid) if source is not None else None
+
+
+def _fold_later(state: RunState, event: Ran) -> None:
+    """A chunk someone looks at item by item is folded as its events, as they are handed out."""
 
 
 def _default_workers(process_data: Any, given: Any) -> Any:

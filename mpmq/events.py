@@ -4,7 +4,7 @@ Every item of a run produces, in this order:
 
     started -> log* -> (result | error) -> done
 
-(On the wire, an item that logged nothing may send its three events as one ``Ran``; see there.)
+(On the wire, items that logged nothing may travel as one ``Ran`` chunk; see there.)
 
 Workers encode events with msgspec in batches and send them to the parent, which stamps each
 one with a sequence number and a receive time, folds it into the run's state (``state.py``),
@@ -114,20 +114,34 @@ class Done(Event, frozen=True, tag="done"):
 
 
 class Ran(Event, frozen=True, tag="ran"):
-    """Transport only: an item's ``started``, ``result`` and ``done`` with nothing between them.
+    """Transport: items one worker ran back to back, each started, returned and ended, nothing else.
 
-    A worker sends this instead of the three when the item logged nothing (most short
-    items): a third of the events to encode, send, decode and fold. It is never recorded,
-    replayed or handed to a handler: whoever wants the three events gets them (``expand``).
-    ``time`` is the start, ``ended`` the result's and the end's time.
+    A worker sends one of these instead of ``started``, ``result`` and ``done`` for a run of
+    consecutive items that logged nothing (issue 18: most short items): one event to encode,
+    send, decode and fold for hundreds of items. It stands for those per-item events, in
+    order (``expanded``), and counts as them: ``3 * len(offsets)`` events and sequence
+    numbers. Handlers never see it: whoever looks at items one by one gets the expansion.
+    ``offset`` and ``time`` are the first item's; ``starts[i]``, ``ends[i]`` and ``values[i]``
+    belong to ``offsets[i]``.
     """
 
-    value: Payload
-    ended: float
+    offsets: list[int]
+    starts: list[float]
+    ends: list[float]
+    values: list[Payload]
 
     def expanded(self) -> list[AnyEvent]:
-        return [Started(self.offset, self.pid, self.time), Result(self.offset, self.pid, self.ended, self.value),
-                Done(self.offset, self.pid, self.ended)]
+        """The ``started``, ``result`` and ``done`` of every item, in order."""
+        pid = self.pid
+        events: list[AnyEvent] = []
+        for offset, start, end, value in zip(self.offsets, self.starts, self.ends, self.values):
+            events += (Started(offset, pid, start), Result(offset, pid, end, value), Done(offset, pid, end))
+        return events
+
+    @property
+    def size(self) -> int:
+        """How many events this stands for (and how many sequence numbers it takes)."""
+        return 3 * len(self.offsets)
 
 
 AnyEvent = Started | Log | Result | Error | Done
@@ -140,7 +154,7 @@ batch_decoder = msgspec.msgpack.Decoder(list[AnyEvent | Ran])
 
 
 def expand(events: list) -> list[AnyEvent]:
-    """``events`` with every ``Ran`` replaced by the three events it stands for."""
+    """``events`` with every ``Ran`` replaced by the per-item events it stands for."""
     expanded: list[AnyEvent] = []
     for event in events:
         if type(event) is Ran:
@@ -148,6 +162,11 @@ def expand(events: list) -> list[AnyEvent]:
         else:
             expanded.append(event)
     return expanded
+
+
+def expanded_size(events: list) -> int:
+    """How many events ``events`` stand for: a ``Ran`` counts as the events it replaces."""
+    return len(events) + sum(event.size - 1 for event in events if type(event) is Ran)
 
 
 def encode_batch(events: list[AnyEvent]) -> bytes:

@@ -16,8 +16,11 @@ from typing import Any
 
 from . import payload
 from .errors import PARENT_ERROR_TYPES, ItemFailed, RemoteError, RemoteTraceback
-from .events import Error
-from .state import FAILED, SUCCEEDED, ItemState, RunState
+from .events import Error, Payload
+from .state import FAILED, NO_RESULT, STATUSES, SUCCEEDED, ItemState, RunState
+
+_SUCCEEDED_CODE = STATUSES.index(SUCCEEDED)  # how the state's status column stores it
+_WRAPPED = {Payload, type(NO_RESULT)}  # what in the result column is not the value itself
 
 
 def run_status(state: RunState) -> str:
@@ -27,16 +30,25 @@ def run_status(state: RunState) -> str:
     return "failed" if state.failed else "succeeded"
 
 
-def outcomes(items: list[ItemState], allow_pickle: bool) -> list:
-    """One outcome per item, in item order (successes without a detour: a run may have 10,000)."""
-    load = payload.load
+def outcomes(state: RunState, allow_pickle: bool) -> list:
+    """One outcome per item, in item order.
+
+    Read from the state's columns (issue 18: a run may have a million items): a success whose
+    value travelled as itself costs a few lookups; anything else takes ``outcome``.
+    """
+    results = state._result
+    if state._status.count(_SUCCEEDED_CODE) == len(results) and not _WRAPPED & set(map(type, results)):
+        return list(results)  # every item succeeded with a plain value: one copy, in C
+    no_result, load = NO_RESULT, payload.load
     out = []
-    for item in items:
-        result = item.result
-        if result is not None and item.status == SUCCEEDED:
-            out.append(load(result, allow_pickle))
+    append = out.append
+    offset = -1
+    for code, result in zip(state._status, state._result):
+        offset += 1
+        if code == _SUCCEEDED_CODE and result is not no_result:
+            append(result if type(result) is not Payload else load(result, allow_pickle))
         else:
-            out.append(outcome(item, allow_pickle))
+            append(outcome(state.items[offset], allow_pickle))
     return out
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from .backends.local.pool import WorkerPool
+from .events import expanded_size
 
 Batch = tuple  # (seq of the first event: int, received_at: float, events: list[AnyEvent])
 REPLAY_BATCH = 256
@@ -44,15 +45,17 @@ class LiveSource:
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
         self.seq = 0
+        self._counted = 0  # the backend's own count at the last receive
         # issue 19: the engine's FailurePolicy.review, applied before events are numbered
         self.review: Callable[[list], list] | None = None
 
     @property
     def compact(self) -> bool:
-        """Hand out ``events.Ran`` as it came (each takes one ``seq``), not as its three events.
+        """Hand out ``events.Ran`` chunks as they came, not as the events they stand for.
 
-        The engine's own loop asks for it when nothing would look at those events one by
-        one (no handler for them, no recording). Sources that never coalesce need not have it.
+        A chunk takes as many sequence numbers as the events it stands for, so the numbers
+        are the same whether anyone expands it or not. Sources that never coalesce need not
+        have it.
         """
         return self.pool.compact
 
@@ -76,7 +79,13 @@ class LiveSource:
         if not events:
             return [] if not self.pool.exhausted else None
         first = self.seq + 1
-        self.seq += len(events)
+        # What the backend counted while reading, unless a review changed the events (issue 19)
+        counted = getattr(self.pool, "received", None) if self.review is None else None
+        if counted is None:
+            self.seq += expanded_size(events)
+        else:  # numbering may start after a resumed run's recorded events (``seq`` set from outside)
+            self.seq += counted - self._counted
+            self._counted = counted
         return [(first, time.time(), events)]
 
     def close(self, terminate: bool = False) -> None:

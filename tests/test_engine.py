@@ -493,14 +493,18 @@ def test_trivial_items_before_a_crash_in_the_same_worker_keep_their_results(meth
     assert results[:3] + results[4:] == [0, 1, 2, 4, 5, 6, 7, 8, 9]
 
 
-def test_items_that_log_nothing_travel_as_one_event_when_nobody_watches_them(method, monkeypatch):
+def test_items_that_log_nothing_travel_in_chunks_folded_at_once_when_nobody_watches_them(method, monkeypatch):
+    """Issue 18: a worker reports a run of trivial items as one Ran chunk, folded in one step."""
     folded = []
     fold_ran = FOLDS[Ran]
-    monkeypatch.setitem(FOLDS, Ran, lambda state, event: (folded.append(event.offset), fold_ran(state, event)))
+    monkeypatch.setitem(FOLDS, Ran, lambda state, event: (folded.append(event.offsets), fold_ran(state, event)))
     run = MPmq(workers.pid_of, process_data=[{"value": i} for i in range(200)], processes_to_start=2, context=method)
     results = run.execute()
     assert sorted(set(results)) == sorted({item.pid for item in run.state.items}) and len(set(results)) <= 2
-    assert len(folded) > 100 and len(set(folded)) == len(folded)  # most items: once each
+    offsets = sorted(offset for chunk in folded for offset in chunk)
+    assert len(offsets) > 100 and len(set(offsets)) == len(offsets)  # most items, once each
+    assert len(folded) < len(offsets) / 4  # in chunks, not one by one
+    assert all(chunk == list(range(chunk[0], chunk[0] + len(chunk))) for chunk in folded)
     assert run.state.succeeded == 200 and run.state.events == 600
     assert all(item.started_at <= item.ended_at for item in run.state.items)
 

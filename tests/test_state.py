@@ -2,10 +2,11 @@
 
 import copy
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mpmq.events import Done, Error, Log, Payload, Ran, Result, Started
+from mpmq.events import Done, Error, Log, Payload, Ran, Result, Started, expand, expanded_size
 from mpmq.state import FAILED, PENDING, RUNNING, SUCCEEDED, RunState, reduce
 
 
@@ -16,13 +17,71 @@ def fold(size, events):
     return state
 
 
-def test_a_ran_folds_to_the_same_state_as_the_three_events_it_stands_for():
-    ran = Ran(1, 42, 10.0, Payload(json=7), 12.5)
-    assert ran.expanded() == [Started(1, 42, 10.0), Result(1, 42, 12.5, Payload(json=7)), Done(1, 42, 12.5)]
-    assert fold(3, [ran]) == fold(3, ran.expanded())
-    again = [Started(1, 40, 9.0), Error(1, 40, 9.5, "E", "m"), Done(1, 40, 9.5)]  # not pending: folded one by one
-    assert fold(3, [*again, ran]) == fold(3, [*again, *ran.expanded()])
-    assert fold(3, [ran]).events == 3
+def ran(offsets, pid=42, start=10.0):
+    """A chunk as a worker sends it: item i started at start + i and ended half a second later."""
+    starts = [start + i for i in range(len(offsets))]
+    return Ran(offsets[0], pid, starts[0], list(offsets), starts, [t + 0.5 for t in starts],
+               [Payload(json=offset * 10) for offset in offsets])
+
+
+def test_a_ran_chunk_stands_for_started_result_and_done_of_each_item_in_order():
+    chunk = ran([1, 2])
+    assert chunk.expanded() == [
+        Started(1, 42, 10.0), Result(1, 42, 10.5, Payload(json=10)), Done(1, 42, 10.5),
+        Started(2, 42, 11.0), Result(2, 42, 11.5, Payload(json=20)), Done(2, 42, 11.5),
+    ]
+    assert chunk.size == 6 and expanded_size([Log(0, 1, 1.0, 20, "a", "m"), chunk]) == 7
+
+
+def test_a_ran_chunk_folds_to_the_same_state_as_the_events_it_stands_for():
+    chunk = ran([2, 3, 4])
+    state = fold(6, [chunk])
+    assert state == fold(6, chunk.expanded())
+    assert state.events == 9 and state.counts() == {"pending": 3, "running": 0, "succeeded": 3, "failed": 0}
+    item = state.items[3]
+    assert (item.status, item.pid, item.started_at, item.ended_at, item.result) == (SUCCEEDED, 42, 11.0, 11.5,
+                                                                                    Payload(json=30))
+    assert state.items[1].status == PENDING and state.items[1].pid is None and state.items[1].result is None
+
+
+def test_a_ran_chunk_over_items_already_seen_folds_item_by_item():
+    again = [Started(1, 40, 9.0), Error(1, 40, 9.5, "E", "m"), Done(1, 40, 9.5)]  # item 1 is not pending
+    for chunk in (ran([0, 1, 2]), ran([2, 0, 1]), ran([3, 4, 6])):  # and neither consecutive nor in order
+        assert fold(8, [*again, chunk]) == fold(8, [*again, *chunk.expanded()])
+    lost_end = [Error(5, 0, 9.0, "E", "m")]  # an error with no end yet: the chunk's item fails
+    assert fold(8, [*lost_end, ran([4, 5])]) == fold(8, [*lost_end, *ran([4, 5]).expanded()])
+    assert fold(8, [*lost_end, ran([4, 5])]).items[5].status == FAILED
+
+
+def test_a_malformed_ran_chunk_never_touches_items_outside_the_run():
+    bad = Ran(2, 42, 1.0, [2, 3], [1.0], [2.0, 3.0], [Payload(json=1)] * 3)  # a crafted recording's
+    state = fold(4, [bad])
+    assert state == fold(4, bad.expanded()) and len(state.items) == 4
+    past_the_end = ran([3, 4])
+    with pytest.raises(IndexError):
+        fold(4, [past_the_end])
+
+
+@given(st.lists(st.sampled_from(["ran", "ok", "error", "log"]), min_size=1, max_size=30), st.integers(1, 5))
+def test_chunks_and_single_events_fold_alike_in_any_mix(kinds, chunk):
+    events, offset = [], 0
+    while offset < len(kinds):
+        kind = kinds[offset]
+        if kind == "ran":
+            size = min(chunk, len(kinds) - offset)
+            events.append(ran(list(range(offset, offset + size)), start=float(offset)))
+            offset += size
+            continue
+        events.append(Started(offset, 7, 1.0))
+        if kind == "log":
+            events.append(Log(offset, 7, 1.5, 20, "a", "m"))
+        events.append(Error(offset, 7, 2.0, "E", "x") if kind == "error" else Result(offset, 7, 2.0, Payload(json=1)))
+        events.append(Done(offset, 7, 2.0))
+        offset += 1
+    state = fold(len(kinds), events)
+    assert state == fold(len(kinds), expand(events))
+    assert state.complete and state.events == expanded_size(events)
+    assert [item.offset for item in state.items] == list(range(len(kinds)))
 
 
 def test_new_state_has_every_item_pending():

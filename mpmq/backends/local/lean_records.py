@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-_LIVE_HANDLERS: list | None = getattr(logging, "_handlerList", None)  # weakrefs to live handlers
+LIVE_HANDLERS: list | None = getattr(logging, "_handlerList", None)  # weakrefs to live handlers
 _ADD_HANDLER_REF: Any = getattr(logging, "_addHandlerRef", None)  # Handler.__init__ calls it
 _SWITCHES = ("logThreads", "logProcesses", "logMultiprocessing", "logAsyncioTasks")
 _watcher: LeanRecords | None = None
@@ -34,17 +34,17 @@ class LeanRecords:
         self._full: dict[str, Any] = {name: getattr(logging, name) for name in _SWITCHES if hasattr(logging, name)}
         self._full["_srcfile"] = logging._srcfile  # type: ignore[attr-defined]
         self.lean = False
-        self._seen = -1  # live handlers at the last look
-        self._usable = _LIVE_HANDLERS is not None and _ADD_HANDLER_REF is not None
-        if self._usable:
+        self.seen = -1  # live handlers at the last look
+        self.usable = LIVE_HANDLERS is not None and _ADD_HANDLER_REF is not None
+        if self.usable:
             _watcher = self
             logging._addHandlerRef = _handler_made  # type: ignore[attr-defined]
 
     def update(self) -> None:
         """Lean records if no other handler is alive (looked at only when handlers came or went)."""
-        if not self._usable or len(_LIVE_HANDLERS) == self._seen:  # type: ignore[arg-type]
+        if not self.usable or len(LIVE_HANDLERS) == self.seen:  # type: ignore[arg-type]
             return
-        self._seen = len(_LIVE_HANDLERS)  # type: ignore[arg-type]
+        self.seen = len(LIVE_HANDLERS)  # type: ignore[arg-type]
         if self._others_alive():
             self.complete()
         elif not self.lean:
@@ -58,10 +58,10 @@ class LeanRecords:
             for name, value in self._full.items():
                 setattr(logging, name, value)
             self.lean = False
-            self._seen = -1  # look again as the next item starts
+            self.seen = -1  # look again as the next item starts
 
     def _others_alive(self) -> bool:
-        for ref in _LIVE_HANDLERS or ():
+        for ref in LIVE_HANDLERS or ():
             handler = ref()
             if handler is not None and handler is not self._ours and handler is not logging.lastResort:
                 return True

@@ -37,9 +37,11 @@ from ...errors import ItemCancelled, ItemTimeout, WorkerDied, qualified_name
 from ...events import Done, Error, Ran, Started, expand
 from . import chunks
 from .handle import WorkerHandle
+from .pending import PendingOffsets
 
 MAX_CHUNK = 512
 CHUNK_SECONDS = 0.002  # the least work a chunk holds once item times are known
+AHEAD_SECONDS = 0.01  # the most work in a chunk sent to a worker still holding a whole one
 BUSY_SEND_LIMIT = 64 * 1024  # bytes: well inside a socket pair's buffer
 TERMINATE_GRACE = 1.0
 
@@ -67,7 +69,7 @@ class WorkerPool:
         self.function = function
         self.items = items
         self.shared_data = shared_data
-        self.pending: deque[int] = deque(range(len(items)) if offsets is None else offsets)
+        self.pending = PendingOffsets(range(len(items)) if offsets is None else offsets)
         self.max_workers = max(1, min(workers, len(self.pending)))
         self.context = context
         self.style = style
@@ -89,7 +91,8 @@ class WorkerPool:
         self._item_seconds = 0.0  # time finished items took, for the chunk size
         self._inherit = context.get_start_method() == "fork"  # workers are born holding the items
         self._items_timed = 0
-        self.compact = False  # hand out ``events.Ran`` as is (True) or as its three events
+        self.compact = False  # hand out ``events.Ran`` chunks as they came (True) or expanded
+        self.received = 0  # events handed out so far, a Ran chunk counted as the events it stands for
         # Workers are not daemonic, so at interpreter exit multiprocessing would join them:
         # end them first, should a caller exit without closing the run.
         self._at_exit = util.Finalize(self, WorkerPool._close_at_exit, args=(self.workers,), exitpriority=10)
@@ -161,6 +164,7 @@ class WorkerPool:
                 exited.append(worker)
         for worker in exited:  # after reading every pipe, so a sibling's events come first
             self._reap(worker, events)
+        self.received += len(events)
         if deadline is not None and time.monotonic() >= deadline:
             self._kill_overdue()
         if not self._awaiting_verdict:
@@ -218,30 +222,43 @@ class WorkerPool:
         restarted = False  # an item started in these batches (and is still running, if ``running``)
         finished = 0
         seconds = 0.0
+        chunked = 0  # events the Ran chunks stand for, beyond one each
         for batch in batches:
-            coalesced = False  # the batch holds an ``events.Ran``
+            before = chunked
             for event in batch:
                 kind = type(event)
-                if kind is Done or kind is Ran:
+                if kind is Ran:
+                    offsets = event.offsets
+                    count = len(offsets)
+                    # a worker runs its items in the order it got them: the chunk is the next held
+                    if len(held) >= count and held[0] == offsets[0] and held[count - 1] == offsets[-1]:
+                        for _ in range(count):
+                            held.popleft()
+                    else:
+                        for offset in offsets:
+                            held.remove(offset)
+                    running = False
+                    finished += count
+                    seconds += sum(event.ends) - sum(event.starts)  # on the worker's clock
+                    chunked += 3 * count - 1
+                elif kind is Done:
                     if held and held[0] == event.offset:
                         held.popleft()
                     else:
                         held.remove(event.offset)
                     running = False
                     finished += 1
-                    if kind is Done:
-                        seconds += event.time - began  # on the worker's clock
-                    else:
-                        seconds += event.ended - event.time
-                        coalesced = True
+                    seconds += event.time - began  # on the worker's clock
                 elif kind is Started:
                     running = restarted = True
                     began = event.time
                 elif kind is Error and self.stop_on_error:
                     self._awaiting_verdict = True
-            if coalesced and not self.compact:
+            if chunked != before and not self.compact:
                 batch = expand(batch)
             events.extend(batch)
+        if self.compact:
+            self.received += chunked
         if not running:
             worker.started_at = None
         elif restarted:
@@ -289,16 +306,28 @@ class WorkerPool:
             guided = max(guided, int(CHUNK_SECONDS * self._items_timed / max(self._item_seconds, 1e-9)))
         return max(1, min(MAX_CHUNK, guided))
 
+    def _ahead(self, size: int) -> int:
+        """How many items a worker may still hold when it is sent a chunk of ``size``.
+
+        Half a chunk, so work stays balanced; a whole one when a chunk is known to be quick
+        (under AHEAD_SECONDS of work): a worker then always has its next chunk at hand and
+        never waits for a parent slowed by a busy machine (issue 18), and holding that much
+        more costs the others little at the end of the run.
+        """
+        if self._items_timed and size * self._item_seconds <= AHEAD_SECONDS * self._items_timed:
+            return size
+        return size // 2
+
     def _feed(self, worker: WorkerHandle) -> None:
         while self.pending:
             size = self._chunk_size()
-            if worker.held and (self.stop_on_error or len(worker.held) > size // 2):
+            if worker.held and (self.stop_on_error or len(worker.held) > self._ahead(size)):
                 return
             if self.max_items is not None:
                 size = min(size, self.max_items - worker.sent)
             if size <= 0:
                 break
-            offsets = [self.pending.popleft() for _ in range(min(size, len(self.pending)))]
+            offsets = self.pending.take(size)
             if not self._send(worker, offsets):
                 return
         if not worker.held:

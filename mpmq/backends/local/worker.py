@@ -3,8 +3,10 @@
 The connection to the parent (chunks in, event batches out) is ``worker_channel.py``. Here:
 each item runs with its logging captured, and its events are flushed at the end of any item
 that logged or took a millisecond or more (so a crash in the next item cannot lose its
-result; a trivial item whose events had not left is re-run by the parent instead), and
-half-way through a chunk when no next chunk is waiting (so the parent sends one in time).
+result; a trivial item whose events had not left is re-run by the parent instead), at the
+end of every chunk, and half-way through a chunk when no next chunk is waiting (so the
+parent sends one in time). An item that only returns a scalar, quickly and quietly, sends
+no event of its own: it joins the sender's open chunk, one ``Ran`` for many (issue 18).
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ from typing import Any
 from ... import payload
 from ...calling import KWARGS
 from ...errors import UnpicklableResult, qualified_name
-from ...events import Done, Error, Log, Result, Started
-from .lean_records import LeanRecords
-from .worker_channel import EventSender, Inbox
+from ...events import Done, Error, Log, Payload, Result, Started
+from .lean_records import LIVE_HANDLERS, LeanRecords
+from .worker_channel import FLUSH_EVENTS, EventSender, Inbox
 
 TRIVIAL_ITEM = 0.001
 LARGE_RESULT = 1 << 20  # bytes of pickle from which a result skips the batch
+QUIET_RESULT = 1 << 16  # bytes of pickle up to which a result may travel in a Ran chunk
 
 
 class _EventLogHandler(logging.Handler):
@@ -90,6 +93,15 @@ def error_event(offset: int, pid: int, exc: BaseException, from_item: bool = Fal
     return Error(offset, pid, time.time(), qualified_name(type(exc)), message, text, pickled, retryable)
 
 
+class _NoSlot:
+    """Where no shared slot says which item runs (a runner driven in the tests)."""
+
+    value = -1
+
+
+_NO_SLOT = _NoSlot()
+
+
 class ItemRunner:
     """Runs one item at a time with its logging captured, emitting its events.
 
@@ -115,61 +127,125 @@ class ItemRunner:
         self.root_handlers = [*self.root.handlers, self.handler]  # what the worker had, and ours
 
     def run(self, offset: int, item: Any, last: bool = True) -> None:
-        emit, pid = self.sender.emit, self.pid
-        if self.running is not None:
-            self.running.value = offset
-        logged = self.handler.count
-        started = time.time()
-        start = Started(offset, pid, started)
-        emit(start)
-        if self.announce_starts:
-            # item_timeout counts from the parent hearing this: send it now, before the item
-            # can hold the GIL in C code and keep the flusher thread from ever sending it
-            self.sender.flush()
+        """Run one item; ``last``: send what is unsent once it ends (no more items follow)."""
+        self.run_chunk([offset], [item], flush_at_end=last)
+
+    def run_chunk(self, offsets: list[int], items: list, waiting: Callable[[], bool] | None = None,
+                  flush_at_end: bool = True) -> None:
+        """Run items one after another; ``waiting()`` says whether the next chunk is already here.
+
+        What is unsent leaves at the end of the chunk (the parent tops up a worker as it hears
+        of its progress: issue 18), half-way through when no next chunk is waiting (so the
+        parent sends one in time), and after any item that logged or took a millisecond or
+        more (so a crash in the next item cannot lose it; a quick, quiet item whose events
+        had not left is re-run by the parent instead).
+
+        The usual item (quick, quiet, a scalar result) costs no call of ours: it joins the
+        sender's open chunk here, inlined (issue 18: a worker's own overhead per item is what
+        a million items cost beyond the stdlib pools). Anything else goes through ``_end``.
+        """
+        sender, pid, handler, root, root_handlers = self.sender, self.pid, self.handler, self.root, self.root_handlers
+        running = self.running if self.running is not None else _NO_SLOT
+        function, shared, kwargs = self.function, self.shared_data, self.style == KWARGS
+        clock, lean, announce = time.time, handler.lean, self.announce_starts
+        live = LIVE_HANDLERS if lean.usable else ()  # () != lean's count: logging is reset each time
+        tail = sender._tail
+        join = tail.append
+        count = len(items)
+        first = offsets[0]
+        consecutive = offsets == list(range(first, first + count))
+        if tail and first != sender._next_offset:
+            sender.close_chunk()  # a chunk holds consecutive offsets: the parent folds it in slices
+        last, half = count - 1, count // 2
+        for index in range(count):
+            offset = offsets[index]
+            running.value = offset
+            logged = handler.count
+            started = clock()
+            sender._ticket = ticket = [(offset, pid, started)]  # its start, unsent: see EventSender
+            if sender._flusher_idle:
+                sender.wake_flusher()  # so a long item's start still leaves within FLUSH_INTERVAL
+            if announce:
+                # item_timeout counts from the parent hearing this: send it now, before the item
+                # can hold the GIL in C code and keep the flusher thread from ever sending it
+                sender.flush()
+            handler.offset = offset
+            # Every item starts from the same logging set-up, whatever the previous one changed;
+            # setLevel clears every logger's cache, so it is called only when something changed.
+            if root.level != logging.DEBUG or root.handlers != root_handlers or len(live) != lean.seen:
+                self._reset_logging()
+            try:
+                value = function(**items[index], **shared) if kwargs else function(items[index], shared)
+            except BaseException as exc:  # SystemExit and KeyboardInterrupt in an item fail that item
+                handler.offset = -1  # a thread the item left logging speaks for no item
+                retryable = self.retry_on is not None and isinstance(exc, self.retry_on)
+                self._end(offset, started, None, error_event(offset, pid, exc, True, retryable), logged)
+            else:
+                handler.offset = -1
+                ended = clock()
+                kind = type(value)
+                if value is None or kind is bool or (kind is int and -(1 << 63) <= value < (1 << 64)):
+                    try:
+                        ticket.pop()  # nobody sent its start: the item joins the open chunk
+                    except IndexError:
+                        self._end(offset, started, ended, Result(offset, pid, ended, Payload(json=value)), logged)
+                    else:
+                        if not consecutive and tail:
+                            sender.close_chunk()
+                        join((offset, started, ended, Payload(json=value)))
+                        if ended - started > TRIVIAL_ITEM or len(tail) >= FLUSH_EVENTS:
+                            sender._next_offset = offset + 1
+                            sender.flush()
+                else:
+                    self._end(offset, started, ended, value, logged)
+            running.value = -1  # between items: a death now is no item's fault
+            if index == last:
+                sender._next_offset = offset + 1
+                if flush_at_end:
+                    sender.flush()
+            elif index == half and waiting is not None and not waiting():
+                sender._next_offset = offset + 1
+                sender.flush()
+
+    def _reset_logging(self) -> None:
         root = self.root
-        self.handler.offset = offset
-        # Every item starts from the same logging set-up, whatever the previous one changed;
-        # setLevel clears every logger's cache, so it is called only when something changed.
         if root.level != logging.DEBUG:
             root.setLevel(logging.DEBUG)
         if root.handlers != self.root_handlers:
             root.handlers[:] = self.root_handlers
         self.handler.lean.update()
-        try:
-            if self.style == KWARGS:
-                value = self.function(**item, **self.shared_data)
-            else:
-                value = self.function(item, self.shared_data)
-        except BaseException as exc:  # SystemExit and KeyboardInterrupt in an item fail that item
-            retryable = self.retry_on is not None and isinstance(exc, self.retry_on)
-            event = error_event(offset, pid, exc, from_item=True, retryable=retryable)
+
+    def _end(self, offset: int, started: float, ended: float | None, outcome: Any, logged: int) -> None:
+        """Report an item's end the general way: ``outcome`` is its ``Error`` or ``Result``, or
+        the value it returned; its start goes ahead if unsent (``EventSender.emit``). What is
+        unsent leaves now if the item logged (``logged``: the log count before it) or took a
+        millisecond or more."""
+        sender, pid = self.sender, self.pid
+        ended = time.time() if ended is None else ended
+        if type(outcome) is Error or type(outcome) is Result:
+            event = outcome
         else:
             try:
-                event = Result(offset, pid, time.time(), payload.for_transit(value))
+                transit = payload.for_transit(outcome)
             except Exception as exc:
                 event = Error(
-                    offset, pid, time.time(), qualified_name(UnpicklableResult),
-                    f"the result of type {type(value).__qualname__} cannot be pickled: {exc}",
+                    offset, pid, ended, qualified_name(UnpicklableResult),
+                    f"the result of type {type(outcome).__qualname__} cannot be pickled: {exc}",
                 )
-        finally:
-            self.handler.offset = -1  # a thread the item left logging speaks for no item
-        large = type(event) is Result and event.value.pickle is not None and len(event.value.pickle) >= LARGE_RESULT
-        if type(event) is Result and not large and self.sender.emit_ran(start, event):
-            ended = event.time  # nothing came between its start and its result: one event for three
-        else:
-            if large:
-                self.sender.emit_large(event)
             else:
-                emit(event, 256)
-            ended = time.time()
-            emit(Done(offset, pid, ended))
-        if self.running is not None:
-            self.running.value = -1  # between items: a death now is no item's fault
-        # Flush now unless the item was trivial (no logs, under a millisecond): then the
-        # flusher sends it within FLUSH_INTERVAL, and if this process dies before that the
-        # parent re-runs the item rather than lose its result (see pool.py, _fail_running).
-        if last or self.handler.count != logged or ended - started > TRIVIAL_ITEM:
-            self.sender.flush()
+                size = len(transit.pickle) if transit.pickle is not None else 64
+                if size < QUIET_RESULT and sender.ran(offset, started, ended, transit, size):
+                    if ended - started > TRIVIAL_ITEM:
+                        sender.flush()
+                    return
+                event = Result(offset, pid, ended, transit)
+        if type(event) is Result and event.value.pickle is not None and len(event.value.pickle) >= LARGE_RESULT:
+            sender.emit_large(event)
+        else:
+            sender.emit(event, 256)
+        sender.emit(Done(offset, pid, time.time()))
+        if self.handler.count != logged or time.time() - started > TRIVIAL_ITEM:
+            sender.flush()
 
     def fail_chunk(self, offsets: list[int], exc: BaseException) -> None:
         """The chunk could not be unpickled here: fail each of its items, never lose one."""
@@ -208,6 +284,10 @@ def worker_main(
     sender.follow_forks()
     inbox = Inbox(conn, watch_parent=not killed_with_parent)
     runner = ItemRunner(sender, function, shared_data, style, running, announce_starts, retry_on)
+
+    def waiting() -> bool:
+        return not inbox.empty()
+
     done = 0
     for offset, item in first_items or ():
         runner.run(offset, item)
@@ -222,14 +302,8 @@ def worker_main(
         except BaseException as exc:
             runner.fail_chunk(offsets, exc)
             continue
-        last, half = len(chunk_items) - 1, len(chunk_items) // 2
-        for index, (offset, item) in enumerate(zip(offsets, chunk_items)):
-            runner.run(offset, item, last=index == last and inbox.empty())
-            done += 1
-            if index == half and half and inbox.empty():
-                # Half the chunk is done: tell the parent now, so the next chunk arrives before
-                # this one runs out (short items would otherwise wait for it, idle).
-                sender.flush()
+        runner.run_chunk(offsets, chunk_items, waiting)
+        done += len(chunk_items)
     sender.flush()
 
 

@@ -14,10 +14,14 @@ where it cannot be asked to, and under forkserver (where it is asked through the
 a thread that only waits on the parent's sentinel exits the process too, so no orphan keeps
 running.
 
-Events leave in batches: when a batch is large, and at most ``FLUSH_INTERVAL`` after the
-first unsent event, so a live display still updates promptly (``worker.py`` adds the flushes
-an item's end calls for). Only the worker writes to its connection: a process the item forks
-sends through a pipe the worker relays (``fork_relay.py``).
+Events leave in batches: when a batch is large, at most ``FLUSH_INTERVAL`` after the first
+unsent event, so a live display still updates promptly, and at once when nothing was sent
+for ``FLUSH_INTERVAL`` (a line from an idle worker arrives as fast as a ``QueueHandler``
+would deliver it; while sends follow each other, lines batch: issue 18). ``worker.py`` adds
+the flushes an item's end calls for. Items that only return a value wait in an open chunk,
+sent as one ``Ran`` with the batch (``EventSender.ran``). Only the worker writes to its
+connection: a process the item forks sends through a pipe the worker relays
+(``fork_relay.py``).
 """
 
 from __future__ import annotations
@@ -55,6 +59,9 @@ class EventSender:
         self._size = 0
         self._send_lock = threading.Lock()
         self._has_data = threading.Event()
+        self._new_chunk()
+        self._last_send = 0.0  # time.monotonic() of the last send: the channel is idle after it
+        self._first_since_send = True  # the next emit looks at the clock (once per send)
         self._relays: list[ForkRelay] = []  # one per process the item forked, still sending
         self._fork_pipe: tuple[int, int] | None = None  # made for the fork in progress
         # Not threading.Thread: its start() waits until the new thread runs, which on a
@@ -104,6 +111,7 @@ class EventSender:
         self._size = 0
         self._send_lock = threading.Lock()
         self._has_data = threading.Event()
+        self._new_chunk()  # the worker's items are the worker's to report
         if pipe is not None:
             os.close(pipe[0])
             self._conn = Connection(pipe[1], readable=False)
@@ -149,18 +157,104 @@ class EventSender:
         except OSError:  # the other end is gone (the parent, or a child's worker): nothing to fail
             pass
 
+    def _new_chunk(self) -> None:
+        # The open chunk (issue 18): items the item thread finished with nothing to report but
+        # their value, not yet in the batch, as (offset, started, ended, Payload). The item
+        # thread only appends (one atomic step); whoever holds the send lock moves what is
+        # there into the batch as one ``Ran`` (``_close_chunk``). No lock per item.
+        self._tail: list[tuple] = []
+        self._next_offset = -1  # the offset that continues the open chunk
+        self._pid = os.getpid()
+        # The running item's start, while no one has sent it: [(offset, pid, time)], set by
+        # the item thread as the item starts (``worker.ItemRunner.run_chunk``). Whoever
+        # pops it (an atomic step) owns that start: the item thread, finishing the item
+        # quietly, puts the item in the open chunk; anyone else (a log line, the flusher,
+        # a failure) puts a ``Started`` in the batch, and the item's events follow it.
+        self._ticket: list = []
+        self._announcing = False  # a Started is being put in the batch (see ``emit``)
+        self._flusher_idle = True
+
+    def wake_flusher(self) -> None:
+        """An item starts while the flusher sleeps: its start leaves within FLUSH_INTERVAL."""
+        self._flusher_idle = False
+        self._has_data.set()
+
+    def close_chunk(self) -> None:
+        """End the open chunk: the next item starts another (any thread)."""
+        with self._send_lock:
+            self._close_chunk()
+
+    def ran(self, offset: int, started: float, ended: float, value: Payload, size: int = 0) -> bool:
+        """The item thread finished ``offset`` quietly: add it to the open chunk, unless its
+        start was already sent (then False: its result and end go as events of their own)."""
+        try:
+            self._ticket.pop()
+        except IndexError:
+            return False
+        tail = self._tail
+        if offset != self._next_offset and tail:
+            self.close_chunk()  # a chunk holds consecutive offsets: the parent folds it in slices
+        tail.append((offset, started, ended, value))
+        self._next_offset = offset + 1
+        if size:
+            self._size += size
+        if len(tail) >= FLUSH_EVENTS or self._size >= FLUSH_BYTES:
+            self.flush()
+        return True
+
+    def _close_chunk(self) -> None:
+        """Move the open chunk into the batch as one ``Ran`` (the send lock is held)."""
+        tail = self._tail
+        count = len(tail)
+        if not count:
+            return
+        taken = tail[:count]
+        del tail[:count]  # what the item thread appends meanwhile stays, for the next chunk
+        offsets, starts, ends, values = map(list, zip(*taken))
+        self._batch.append(Ran(offsets[0], self._pid, starts[0], offsets, starts, ends, values))
+
+    def _announce(self) -> None:
+        """The open chunk, then the running item's start if unsent, into the batch (lock held)."""
+        self._close_chunk()
+        if self._ticket:
+            self._announcing = True
+            try:
+                offset, pid, started = self._ticket.pop()
+            except IndexError:  # the item thread has just finished it quietly
+                pass
+            else:
+                self._batch.append(Started(offset, pid, started))
+            finally:
+                self._announcing = False
+
     def emit(self, event: Any, size: int = 64) -> None:
+        """Add ``event`` to the batch, after everything before it (any thread).
+
+        A log line from a worker whose channel is idle (nothing sent for FLUSH_INTERVAL)
+        leaves at once (issue 18: a live display gets it as fast as a QueueHandler would);
+        while sends follow each other, lines wait for the flusher or a full batch.
+        """
+        # Read in this order: a start taken from the ticket is in the batch once
+        # ``_announcing`` is False again, so nothing of the item can go ahead of it.
+        if self._ticket or self._announcing or self._tail:
+            with self._send_lock:
+                self._announce()
         batch = self._batch
         batch.append(event)
         self._size += size
-        count = len(batch)
-        if count >= FLUSH_EVENTS or self._size >= FLUSH_BYTES:
+        if len(batch) >= FLUSH_EVENTS or self._size >= FLUSH_BYTES:
             self.flush()
-        elif count == 1:  # the first event since the last flush wakes the flusher
-            self._has_data.set()
+        elif self._first_since_send:
+            self._first_since_send = False
+            if time.monotonic() - self._last_send >= FLUSH_INTERVAL:
+                self.flush()
+            else:
+                self._has_data.set()
 
     def flush(self) -> None:
+        """Send everything known: the batch, the open chunk, the running item's start."""
         with self._sending():
+            self._announce()
             batch = self._batch
             count = len(batch)
             if count:
@@ -168,19 +262,8 @@ class EventSender:
                 del batch[:count]
                 self._size = 0
                 self._conn.send_bytes(data)
-
-    def emit_ran(self, started: Started, result: Result) -> bool:
-        """Send the item's start, result and end as one ``Ran``, if ``started`` is still the
-        last unsent event (nothing was logged, nothing flushed since); False if not."""
-        with self._send_lock:
-            batch = self._batch
-            if not batch or batch[-1] is not started:
-                return False
-            batch[-1] = Ran(started.offset, started.pid, started.time, result.value, result.time)
-            self._size += 256
-        if self._size >= FLUSH_BYTES:
-            self.flush()
-        return True
+                self._last_send = time.monotonic()
+                self._first_since_send = True
 
     def emit_large(self, event: Result) -> None:
         """A large result travels as a frame of its own after its event: no copy into a batch.
@@ -189,6 +272,7 @@ class EventSender:
         the parent attaches the next frame from this worker as the pickle (pool.py, _read).
         """
         with self._sending():
+            self._announce()
             batch = self._batch
             count = len(batch)
             marker = Result(event.offset, event.pid, event.time, Payload())
@@ -197,9 +281,12 @@ class EventSender:
             self._size = 0
             self._conn.send_bytes(data)
             self._conn.send_bytes(event.value.pickle)
+            self._last_send = time.monotonic()
+            self._first_since_send = True
 
     def _flush_periodically(self) -> None:
         while True:
+            self._flusher_idle = True
             self._has_data.wait()
             time.sleep(FLUSH_INTERVAL)  # let the batch grow; a live display still sees it promptly
             self._has_data.clear()

@@ -1,0 +1,37 @@
+"""The pool's queue of offsets against a plain deque: the same answers for any operations."""
+
+from collections import deque
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mpmq.backends.local.pending import PendingOffsets
+
+operations = st.lists(st.tuples(st.sampled_from(["popleft", "take", "extendleft", "append", "extend", "clear"]),
+                                st.integers(0, 5)), max_size=40)
+
+
+@given(st.integers(0, 20), operations)
+def test_pending_offsets_behave_as_a_deque_of_the_range(size, steps):
+    pending, model = PendingOffsets(range(size)), deque(range(size))
+    added = 1000
+    for name, number in steps:
+        if name == "popleft":
+            assert bool(pending) == bool(model)
+            if model:
+                assert pending[0] == model[0] and pending.popleft() == model.popleft()
+        elif name == "take":
+            assert pending.take(number) == [model.popleft() for _ in range(min(number, len(model)))]
+        elif name == "clear":
+            pending.clear()
+            model.clear()
+        elif name == "append":
+            pending.append(added)
+            model.append(added)
+            added += 1
+        else:  # extendleft, extend: new offsets, as a worker's death or a retry puts back
+            new = list(range(added, added + number))
+            added += number
+            getattr(pending, name)(new)
+            getattr(model, name)(new)
+        assert len(pending) == len(model) and list(pending) == list(model)
