@@ -2,6 +2,11 @@
 
 No engine and no workers: runs are synthetic event streams fed through the Recorder exactly as
 the engine feeds it (append per event, maybe_commit per wake-up, finish with the folded state).
+
+One contract suite over every format (STYLE.md): the ``db`` fixture is a new file, written in
+the newest format, and an empty file of every older format, to which the recorder adds runs
+in that format. The SQL of these tests reads the ``events`` rows, a table in format 1 and a
+view in format 2 (issue 18), with the same queries.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import pytest
 from mpmq.events import Done, Error, Log, Payload, Result, Started
 from mpmq.payload import for_rest, for_transit, load
 from mpmq.recording import FORMAT_VERSION, RecordingError, open_recording
+from mpmq.recording.file import create_schema
 from mpmq.recording.redact import REDACTED, patterns_for, redact, redact_argv
 from mpmq.recording.rows import flat_input_columns, general_rest, input_columns, rest_payload, scalar_rest
 from mpmq.recording.writer import MAX_BUFFER, Recorder
@@ -147,9 +153,25 @@ def at_rest(event, keep_pickle=False):
     return event
 
 
-@pytest.fixture
-def db(tmp_path):
-    return str(tmp_path / "run.db")
+@pytest.fixture(params=list(range(FORMAT_VERSION, 0, -1)), ids=lambda version: f"format{version}")
+def db(request, tmp_path):
+    path = str(tmp_path / "run.db")
+    if request.param != FORMAT_VERSION:
+        empty_recording(path, request.param)
+    return path
+
+
+def file_format(path):
+    return int(sql(path, "SELECT value FROM mpmq_meta WHERE key = 'format_version'")[0][0])
+
+
+def empty_recording(path, version):
+    """A recording of format ``version`` holding no runs yet, as an older mpmq left it (0600)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    conn = sqlite3.connect(path)
+    with conn:
+        create_schema(conn, version)
+    conn.close()
 
 
 # --- what is written ----------------------------------------------------------------------
@@ -280,7 +302,7 @@ def test_header_is_written_and_readable_as_plain_json(db):
         " FROM runs",
     )[0]
     assert row == (
-        FORMAT_VERSION,
+        file_format(db),
         "1.0.0",
         "3.11.9",
         "linux",
@@ -299,7 +321,8 @@ def test_header_is_written_and_readable_as_plain_json(db):
         "(1, 2)",
         '["when"]',
     )
-    assert sql(db, "SELECT key, value FROM mpmq_meta WHERE key = 'format_version'") == [("format_version", "1")]
+    version = sql(db, "SELECT key, value FROM mpmq_meta WHERE key = 'format_version'")
+    assert version == [("format_version", str(file_format(db)))] and file_format(db) in (1, FORMAT_VERSION)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="platform.platform() names the OS otherwise")
@@ -317,7 +340,8 @@ def test_header_platform_is_platform_platform_without_its_subprocess():
     assert name == platform.platform()
 
 
-def test_unknown_header_key_is_refused(db):
+def test_unknown_header_key_is_refused(tmp_path):
+    db = str(tmp_path / "run.db")
     with pytest.raises(ValueError, match="unknown run header keys"):
         Recorder.open(db, {"mpmq_version": "1", "colour": "red"}, [], {})
     assert not os.path.exists(db)
@@ -801,7 +825,8 @@ BAD_RECORDINGS = {
 
 
 @pytest.mark.parametrize("case", BAD_RECORDINGS)
-def test_reader_refuses_bad_files_in_one_line(db, case):
+def test_reader_refuses_bad_files_in_one_line(tmp_path, case):
+    db = str(tmp_path / "run.db")
     make, message = BAD_RECORDINGS[case]
     make(db)
     before = sorted(os.listdir(os.path.dirname(db)))
@@ -819,16 +844,21 @@ def test_reader_unknown_run_names_the_run_and_file(db):
 
 
 def test_reader_corrupted_rows_are_recording_errors(db):
-    record(db, sample_events(), 5)
+    record(db, sample_events(), 5)  # appended one event at a time: batch N holds event N
     conn = sqlite3.connect(db)
-    conn.execute("UPDATE events SET message = NULL WHERE seq = 3 AND kind = 'log'")
-    conn.execute("UPDATE events SET kind = 'teleported' WHERE seq = 0")
+    if file_format(db) == 1:
+        conn.execute("UPDATE events SET message = NULL WHERE seq = 3 AND kind = 'log'")
+        conn.execute("UPDATE events SET kind = 'teleported' WHERE seq = 0")
+    else:
+        conn.execute("UPDATE batches SET events = json_set(events, '$[0].message', NULL) WHERE seq = 3")
+        conn.execute("UPDATE batches SET events = json_set(events, '$[0].kind', 'teleported') WHERE seq = 0")
     conn.commit()
     conn.close()
     with open_recording(db) as r:
-        with pytest.raises(RecordingError, match="is corrupted: event 3"):
+        with pytest.raises(RecordingError, match="is corrupted: (event|batch) 3"):
             list(r.events(offsets=[1]))
-        with pytest.raises(RecordingError, match="event 0 has kind 'teleported', unknown to this mpmq"):
+        unknown = "(event|batch) 0 (of run 1: it )?has (an event of )?kind 'teleported', unknown to this mpmq"
+        with pytest.raises(RecordingError, match=unknown):
             list(r.events(until=0))
 
 
@@ -858,7 +888,10 @@ def test_reader_never_unpickles_a_crafted_pickle(db, tmp_path):
 
     record(db, item_events(0), 1, keep_pickle=True)
     conn = sqlite3.connect(db)
-    conn.execute("UPDATE events SET pickle = ? WHERE kind = 'result'", (pickle.dumps(Exploit()),))
+    if file_format(db) == 1:
+        conn.execute("UPDATE events SET pickle = ? WHERE kind = 'result'", (pickle.dumps(Exploit()),))
+    else:
+        assert conn.execute("UPDATE pickles SET pickle = ?", (pickle.dumps(Exploit()),)).rowcount == 1
     conn.execute("UPDATE items SET result_pickle = ?, input_pickle = ?", (pickle.dumps(Exploit()),) * 2)
     conn.commit()
     conn.close()

@@ -275,13 +275,14 @@ def insert_run(
     shared: Any,
     patterns: frozenset[str],
     keep_pickle: bool,
+    version: int = FORMAT_VERSION,
 ) -> int:
     """Insert the run's header row (status ``running``) and return its id."""
     row = {key: header.get(key) for key in HEADER_KEYS}
     row["item_count"] = len(inputs) if row["item_count"] is None else row["item_count"]
     shared_json, repr_keys, shared_pickle = shared_columns(redact(shared, patterns), keep_pickle)
     row.update(
-        format_version=FORMAT_VERSION,
+        format_version=version,
         status="running",
         command_line=loose_json(redact_argv(row["command_line"] or [], patterns)),
         options=loose_json(redact(row["options"] or {}, patterns)),

@@ -14,8 +14,10 @@ A recording is never worth a run: a write that fails mid-run (disk full, sqlite 
 the recording, keeps the reason in ``Recorder.failure`` for the engine to report, and never
 raises into the run.
 
-The tables are format 1's, as ``file.py`` freezes them; rows go in through multi-row
-INSERTs on the raw connection, several times faster than sqlite-utils' ``insert_all``.
+A new file is written in format 2 (``file.py``): one row per received batch, its events as
+a JSON array (``batches.py``). A run added to a format 1 file is written in format 1, one row
+per event (``rows.py``), so that a file holds one format. Rows go in on the raw connection,
+several times faster than sqlite-utils' ``insert_all``.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ from typing import Any
 from .. import fork_guard
 from ..events import AnyEvent, Result
 from ..state import ItemState, RunState
+from .batches import INSERT_BATCH, INSERT_PICKLE, BatchRows, rest_cache
 from .file import FORMAT_VERSION, RecordingError, end_writing, starting_run
 from .redact import RedactOption, patterns_for
-from .rows import HEADER_KEYS, EventInserts, Rest, clean_text, insert_run, item_inputs, max_variables, rest_payload
+from .rows import HEADER_KEYS, EventInserts, clean_text, insert_run, item_inputs, max_variables, rest_payload
 
 __all__ = ["Recorder", "RecordingError", "FORMAT_VERSION", "RUN_STATUSES"]
 
@@ -59,9 +62,12 @@ _UPDATE_RUN = "UPDATE runs SET ended_at = ?, status = ?, succeeded = ?, failed =
 class Recorder:
     """Appends one run's events to a recording; see the module docstring."""
 
-    def __init__(self, path: str, conn: sqlite3.Connection, run_id: int, keep_pickle: bool) -> None:
+    def __init__(
+        self, path: str, conn: sqlite3.Connection, run_id: int, keep_pickle: bool, version: int = FORMAT_VERSION
+    ) -> None:
         self.path = path
         self.run_id = run_id
+        self.format_version = version
         self.failure: str | None = None
         self.committed = 0  # events safely in the file
         self._conn: sqlite3.Connection | None = conn
@@ -69,8 +75,9 @@ class Recorder:
         self._buffer: list[tuple[int, float, Sequence[AnyEvent]]] = []  # batches: first seq, time, events
         self._buffered_events = 0
         self._next_commit = 0.0
-        self._rest: dict[int, Rest] = {}
-        self._inserts = EventInserts(run_id, max_variables(conn))
+        self._rest, self._rest_of = rest_cache(keep_pickle)
+        self._inserts = EventInserts(run_id, max_variables(conn)) if version == 1 else None
+        self._batch_rows = BatchRows(run_id, self._rest_of, keep_pickle)
         self._buffer_lock = threading.Lock()  # the engine appends while the writer thread takes
         self._write_lock = threading.Lock()
         self._writer: threading.Thread | None = None
@@ -125,11 +132,11 @@ class Recorder:
             raise ValueError(f"unknown run header keys: {sorted(unknown)}")
         patterns = patterns_for(redact)
         path = os.path.abspath(os.fsdecode(path)) if os.fspath(path) else ""
-        with starting_run(path) as conn:
-            run_id = insert_run(conn, header, inputs, shared_data, patterns, keep_pickle)
+        with starting_run(path) as (conn, version):
+            run_id = insert_run(conn, header, inputs, shared_data, patterns, keep_pickle, version)
             for sql, rows in item_inputs(run_id, inputs, patterns, keep_pickle, max_variables(conn)):
                 conn.executemany(sql, rows)
-        return cls(path, conn, run_id, keep_pickle)
+        return cls(path, conn, run_id, keep_pickle, version)
 
     # -- hot path --
 
@@ -195,7 +202,7 @@ class Recorder:
         self._stop_writer()
         self._flush()
         self._conn = None
-        self._rest = {}
+        self._rest.clear()
         self.append = self.append_batch = self.maybe_commit = _ignore  # type: ignore[method-assign]
         end_writing(conn)
 
@@ -217,7 +224,10 @@ class Recorder:
                 self.committed += size
 
     def _event_statements(self, batches: list[tuple[int, float, Sequence[AnyEvent]]]) -> list[tuple[str, list]]:
-        return self._inserts.statements(batches, self._rest_of, self._keep_pickle)
+        if self._inserts is not None:  # a format 1 file: a row per event
+            return self._inserts.statements(batches, self._result_rest, self._keep_pickle)
+        rows, pickles = self._batch_rows.rows(batches)
+        return [(INSERT_BATCH, rows), (INSERT_PICKLE, pickles)] if pickles else [(INSERT_BATCH, rows)]
 
     def _write(self, *statements: tuple[str, list]) -> None:
         """executemany each statement in one transaction; retried with cleaned text if need be."""
@@ -239,14 +249,9 @@ class Recorder:
             _rollback_quietly(conn)
             raise
 
-    def _rest_of(self, event: Result) -> Rest:
+    def _result_rest(self, event: Result) -> Any:
         """The result as it rests: unpickled here (our own process tree), described by for_rest."""
-        cached = self._rest.get(event.offset)
-        if cached is not None and cached.live is event.value:
-            return cached
-        rest = rest_payload(event.value, self._keep_pickle)
-        self._rest[event.offset] = rest
-        return rest
+        return self._rest_of(event.offset, event.value)
 
     def _item_updates(self, state: RunState) -> list[tuple[str, list]]:
         """UPDATEs of the item rows; a plain success (the common case) binds only what it has."""
