@@ -184,31 +184,27 @@ def decode_batch(seq: Any, seqs: Any, events: Any, count: int) -> tuple[list[int
     ``count`` is the run's item count: an event of an item the run does not have is refused.
     """
     if type(seq) is not int or type(events) is not str or (seqs is not None and type(seqs) is not str):
-        raise BadBatch("its seq, seqs or events column has the wrong type")
+        raise BadBatch(f"batch {seq!r}: its seq, seqs or events column has the wrong type")
     try:
-        decoded = _decode_events(events)
         starts = _decode_seqs(seqs) if seqs is not None else None
+        decoded = _decode_events(events)
     except msgspec.ValidationError as exc:
-        text = str(exc)
-        if text.startswith("Invalid value") and text.endswith(".kind`"):
-            kind = text.split(" - at ")[0].removeprefix("Invalid value ")
-            raise BadBatch(f"it has an event of kind {kind}, unknown to this mpmq (recorded by a newer one?)") from None
-        raise BadBatch(text) from None
+        raise BadBatch(_invalid(seq, starts if seqs is not None else None, str(exc))) from None
     except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: JSON nested beyond reason
-        raise BadBatch(str(exc)) from None
+        raise BadBatch(f"batch {seq}: {exc}") from None
     if starts is None:
         if any(type(event) is StoredChunk for event in decoded):
-            raise BadBatch("it holds a chunk of items but not the seqs of its events")
+            raise BadBatch(f"batch {seq} holds a chunk of items but not the seqs of its events")
         out, numbers = decoded, None
     else:
         if len(starts) != len(decoded):
-            raise BadBatch(f"it has {len(decoded)} events but {len(starts)} seqs")
+            raise BadBatch(f"batch {seq} has {len(decoded)} events but {len(starts)} seqs")
         out, numbers = [], []
         for start, event in zip(starts, decoded):
             if type(event) is StoredChunk:
                 size = len(event.offsets)
                 if not (len(event.starts) == len(event.ends) == len(event.values) == size):
-                    raise BadBatch("a chunk's offsets, starts, ends and values differ in length")
+                    raise BadBatch(f"event {start}, a chunk, has offsets, starts, ends and values of different lengths")
                 out += event.expanded()
                 numbers += range(start, start + 3 * size)
             else:
@@ -217,9 +213,23 @@ def decode_batch(seq: Any, seqs: Any, events: Any, count: int) -> tuple[list[int
     if out:
         offsets = list(map(_offset, out))
         if min(offsets) < 0 or max(offsets) >= count:
-            wrong = next(offset for offset in offsets if not 0 <= offset < count)
-            raise BadBatch(f"it has an event for item {wrong}, but the run has {count} items")
+            at, wrong = next((i, offset) for i, offset in enumerate(offsets) if not 0 <= offset < count)
+            number = numbers[at] if numbers is not None else seq + at
+            raise BadBatch(f"event {number} is for item {wrong}, but the run has {count} items")
     return numbers, out
+
+
+def _invalid(seq: int, starts: list[int] | None, text: str) -> str:
+    """msgspec's complaint about a batch's JSON, naming the event (``$[3].kind``) where it can."""
+    where = text.rpartition(" - at `$[")[2]
+    index, _, field = where.partition("]")
+    number = f"batch {seq}"
+    if index.isdigit() and (starts is None or int(index) < len(starts)):
+        number = f"event {seq + int(index) if starts is None else starts[int(index)]}"
+    if text.startswith("Invalid value") and field == ".kind`":
+        kind = text.split(" - at ")[0].removeprefix("Invalid value ")
+        return f"{number} has kind {kind}, unknown to this mpmq (recorded by a newer one?)"
+    return f"{number}: {text}"
 
 
 def with_pickles(seq: int, numbers: list[int] | None, events: list[Any], pickles: dict[int, bytes]) -> list[Any]:

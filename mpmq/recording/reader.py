@@ -239,8 +239,7 @@ class Recording:
                     try:
                         numbers, events = decode_batch(seq, seqs, text, count)
                     except BadBatch as exc:
-                        where = f"batch {seq!r} of run {run_id}"
-                        raise RecordingError(f"{self.path} is corrupted: {where}: {exc}") from None
+                        raise RecordingError(f"{self.path} is corrupted: {exc}") from None
                     if kept:
                         events = with_pickles(seq, numbers, events, self._pickles(run_id, seq, numbers, events))
                     if wanted is not None or (until is not None and (numbers or [seq + len(events) - 1])[-1] > until):
