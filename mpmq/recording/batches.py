@@ -25,12 +25,14 @@ from typing import Any
 import msgspec
 
 from ..events import Done, Error, Event, Log, Payload, Result, Started
+from ..payload import is_wire_int
 from .rows import Rest, clean_text, rest_payload
 
 INSERT_BATCH = "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 INSERT_PICKLE = "INSERT INTO pickles VALUES (?, ?, ?)"
 CHUNK_TAG = "ran"
 _AS_THEY_CAME = frozenset((Started, Log, Done))  # stored exactly as received
+_UNCHUNKED = _AS_THEY_CAME | {Result, Error}
 _offset = attrgetter("offset")
 _encode = msgspec.json.Encoder().encode
 
@@ -82,8 +84,9 @@ class BatchRows:
             if not events:
                 continue
             seq = first_seq if self._next_seq is None else self._next_seq
-            if set(map(type, events)) <= _AS_THEY_CAME:  # log lines, starts, ends: the hot path
-                stored: Sequence[Any] = events
+            kinds = set(map(type, events))
+            if kinds <= _UNCHUNKED:  # one event, one seq: the hot path
+                stored: Sequence[Any] = events if kinds <= _AS_THEY_CAME else self._values_at_rest(seq, events, pickles)
                 count, seqs = len(events), None
                 offsets = list(map(_offset, events))
                 low, high = min(offsets), max(offsets)
@@ -92,6 +95,27 @@ class BatchRows:
             rows.append((run_id, seq, received_at, count, low, high, seqs, _json_text(stored)))
             self._next_seq = seq + count
         return rows, pickles
+
+    def _values_at_rest(self, seq: int, events: Sequence[Any], pickles: list[tuple]) -> list[Any]:
+        """``events`` (no chunks) with results at rest and pickles kept apart."""
+        replace = msgspec.structs.replace
+        stored = list(events)
+        for i, event in enumerate(events):
+            cls = type(event)
+            if cls is Result:
+                value = event.value
+                text = scalar_text(value) if not self._keep_pickle else None
+                if text is None:
+                    rest = self._rest_of(event.offset, value)
+                    text = rest.data
+                    if rest.pickle is not None:
+                        pickles.append((self._run_id, seq + i, rest.pickle))
+                stored[i] = replace(event, value=msgspec.Raw(text))
+            elif cls is Error and event.exception is not None:
+                if self._keep_pickle:
+                    pickles.append((self._run_id, seq + i, event.exception))
+                stored[i] = replace(event, exception=None)
+        return stored
 
     def _at_rest(self, seq: int, events: Sequence[Any], pickles: list[tuple]) -> tuple:
         """Events made fit to store, their count, each one's first seq (if chunks made that
@@ -103,28 +127,20 @@ class BatchRows:
         for event in events:
             cls = type(event)
             seqs.append(seq)
-            if cls is Result:
-                rest = self._rest_of(event.offset, event.value)
-                if rest.pickle is not None:
-                    pickles.append((self._run_id, seq, rest.pickle))
-                event = replace(event, value=msgspec.Raw(rest.data))
-                seq += 1
-            elif cls is Error:
-                if event.exception is not None:
-                    if keep:
-                        pickles.append((self._run_id, seq, event.exception))
-                    event = replace(event, exception=None)
-                seq += 1
-            elif cls in _AS_THEY_CAME:
+            if cls in _UNCHUNKED:
+                event = self._values_at_rest(seq, [event], pickles)[0]
                 seq += 1
             elif is_chunk(event):
                 chunked = True
                 values = []
                 for i, (offset, value) in enumerate(zip(event.offsets, event.values)):
-                    rest = self._rest_of(offset, value)
-                    if rest.pickle is not None:
-                        pickles.append((self._run_id, seq + 3 * i + 1, rest.pickle))
-                    values.append(msgspec.Raw(rest.data))
+                    text = scalar_text(value) if not keep else None
+                    if text is None:
+                        rest = self._rest_of(offset, value)
+                        text = rest.data
+                        if rest.pickle is not None:
+                            pickles.append((self._run_id, seq + 3 * i + 1, rest.pickle))
+                    values.append(msgspec.Raw(text))
                 offsets += event.offsets
                 event = replace(event, values=values)
                 seq += 3 * len(event.offsets)
@@ -152,6 +168,19 @@ def _cleaned(event: Any) -> Any:
     except UnicodeEncodeError:
         fields = {key: clean_text(value) for key, value in msgspec.structs.asdict(event).items()}
         return {"kind": event.__struct_config__.tag, **fields}
+
+
+def scalar_text(live: Payload) -> str | None:
+    """A result's value at rest as ``rows.scalar_rest`` keeps it, for the commonest results
+    (``None`` and counts, travelled as themselves), without building it: ``None`` otherwise.
+
+    Not cached: the item row builds it again at the end, as cheaply.
+    """
+    value = live.json
+    if live.pickle is None and live.repr is None and (value is None or (type(value) is int and is_wire_int(value))):
+        shown = repr(value)
+        return f'{{"repr":"{shown}","json":{"null" if value is None else shown}}}'
+    return None
 
 
 def rest_cache(keep_pickle: bool) -> tuple[dict[int, Rest], Callable[[int, Payload], Rest]]:
