@@ -141,7 +141,8 @@ def test_events(fixture, version):
         Started(offset=2, pid=a, time=t + 0.09),
         Started(offset=3, pid=b, time=t + 0.10),
         Log(offset=2, pid=a, time=t + 0.11, level=40, logger="convert", message="failed to convert 2", exc_text=TB),
-        Error(offset=2, pid=a, time=t + 0.12, type="builtins.ValueError", message="cannot convert 2", traceback=TB),
+        Error(offset=2, pid=a, time=t + 0.12, type="builtins.ValueError", message="cannot convert 2", traceback=TB,
+              args=["cannot convert 2"] if version >= 2 else None),  # format 1 keeps no args
         Done(offset=2, pid=a, time=t + 0.13),
         Result(offset=3, pid=b, time=t + 0.14, value=Payload(json=None, repr="None")),
         Done(offset=3, pid=b, time=t + 0.15),
