@@ -901,3 +901,50 @@ def test_reader_never_unpickles_a_crafted_pickle(db, tmp_path):
         r.runs()
     assert isinstance(events[-2][2].value.pickle, bytes) and isinstance(items[0].result.pickle, bytes)
     assert not marker.exists()
+
+
+# --- starting the run in the file later (issue 18: not before the first item) --------------
+
+
+def test_a_run_started_later_is_checked_now_and_written_by_the_recorder_s_thread(db):
+    existing = os.path.exists(db)
+    rec = Recorder.open(db, header(item_count=5), [{"n": o} for o in range(5)], {}, start_later=True)
+    assert rec.run_id is None  # nothing written yet, beyond creating a new file (0600)
+    if not existing:
+        assert os.path.getsize(db) == 0 and stat.S_IMODE(os.stat(db).st_mode) == 0o600
+    events = sample_events()
+    state = RunState.new(5)
+    rec.append_batch(1, T0, events[:4])  # events before the run's rows exist are kept
+    rec.write_in_background()
+    rec.append_batch(5, T0 + 1, events[4:])
+    for event in events:
+        reduce(state, event)
+    rec.finish("failed", state)
+    assert rec.failure is None and rec.run_id == 1
+    with open_recording(db) as r:
+        assert [e for _, _, e in r.events()] == [at_rest(e) for e in events]
+        assert r.run().status == "failed" and [i.status for i in r.items()] == [i.status for i in state.items]
+
+
+def test_a_run_started_later_that_cannot_start_is_a_recording_failure_not_an_error(db):
+    def broken_header():
+        raise OSError(28, "No space left on device")
+
+    rec = Recorder.open(db, broken_header, [{}], {}, start_later=True)
+    rec.write_in_background()
+    rec.append(1, T0, Started(offset=0, pid=1, time=T0))
+    rec.finish("succeeded", RunState.new(1))  # never raises into the run
+    assert "recording to" in rec.failure and "as the run started: RecordingError" in rec.failure
+    assert "No space left on device" in rec.failure
+    existed = os.path.exists(db) and file_format(db) < FORMAT_VERSION  # the format 1 file made beforehand
+    if existed:
+        assert sql(db, "SELECT count(*) FROM runs") == [(0,)]  # it keeps no trace of the run
+    else:
+        assert not os.path.exists(db)  # a file created for it goes again
+
+
+def test_a_run_started_later_refuses_a_bad_target_at_once(tmp_path):
+    foreign = str(tmp_path / "foreign.db")
+    foreign_db(foreign)
+    with pytest.raises(RecordingError, match="is a SQLite database but not an mpmq recording"):
+        Recorder.open(foreign, header(), [{}], {}, start_later=True)

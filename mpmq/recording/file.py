@@ -244,8 +244,27 @@ def read_format(conn: sqlite3.Connection, path: str) -> int | None:
     return version
 
 
+def check_target(path: str) -> bool:
+    """Refuse, before anything else happens, a path ``starting_run`` could not record to; True
+    if the file is new (then created here, empty, 0600, and removed again if starting fails).
+
+    What a run checks before its first worker starts, when it starts its recording later.
+    """
+    created = _create_or_check(path)
+    if not created:
+        try:
+            conn = sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True)
+            try:
+                read_format(conn, path)
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise RecordingError(f"cannot record to {path}: {exc}") from None
+    return created
+
+
 @contextlib.contextmanager
-def starting_run(path: str) -> Iterator[tuple[sqlite3.Connection, int]]:
+def starting_run(path: str, created: bool | None = None) -> Iterator[tuple[sqlite3.Connection, int]]:
     """A connection to ``path`` in WAL mode, inside a ``BEGIN IMMEDIATE`` transaction, with
     the file's format version, for the body to write a run's first rows; committed at the end
     of it. A new file gets the newest format; a run added to an older file is written in that
@@ -257,7 +276,8 @@ def starting_run(path: str) -> Iterator[tuple[sqlite3.Connection, int]]:
     a file created here is removed again if anything fails. A new file is made readable by
     its owner only (0600).
     """
-    created = _create_or_check(path)
+    if created is None:
+        created = _create_or_check(path)
     conn = None
     try:
         # A URI, so that no name (":memory:", "file:...") is taken as anything but a file.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import platform
 import sys
 import time
@@ -19,6 +20,7 @@ def qualified(obj: Any) -> str:
     return f"{module}:{name}"
 
 
+@functools.cache
 def platform_name() -> str:
     """``platform.platform()``'s answer on Linux, e.g. ``Linux-6.1.0-x86_64-with-glibc2.36``,
     without the ``uname -p`` subprocess it runs for a processor name it then leaves out (7 ms
@@ -28,20 +30,28 @@ def platform_name() -> str:
     return f"{name}-with-{libc}" if libc else name
 
 
+@functools.cache
+def mpmq_version() -> str:
+    """``mpmq.__version__``, read from the package's metadata once per process (3 ms each time)."""
+    from .. import __version__
+
+    return __version__
+
+
 def local_utc_offset() -> int:
     offset = datetime.datetime.now().astimezone().utcoffset()
     return int(offset.total_seconds()) if offset is not None else 0
 
 
 def open_recorder(engine: Any, items: list, shared: Mapping, workers: int) -> Recorder:
-    """Open ``engine``'s recording (raises ``RecordingError`` before any worker starts)."""
-    from .. import __version__
+    """Open ``engine``'s recording (raises ``RecordingError`` before any worker starts).
 
+    The run starts in the file on the recorder's thread, once the first workers have started
+    (issue 18); so does the part of its header that takes time to find out.
+    """
     options = engine._record_options
     header = {
-        "mpmq_version": __version__,
         "python_version": platform.python_version(),
-        "platform": platform_name(),
         "start_method": engine.context.get_start_method(),
         "function": qualified(engine.function),
         "handler": qualified(type(engine)),
@@ -58,7 +68,11 @@ def open_recorder(engine: Any, items: list, shared: Mapping, workers: int) -> Re
         },
         "parent_run": options.get("parent_run"),
     }
+
+    def whole_header() -> dict[str, Any]:
+        return {**header, "mpmq_version": mpmq_version(), "platform": platform_name()}
+
     return Recorder.open(
-        options["path"], header, items, shared,
-        redact=options.get("redact", True), keep_pickle=bool(options.get("keep_pickle")),
+        options["path"], whole_header, items, shared,
+        redact=options.get("redact", True), keep_pickle=bool(options.get("keep_pickle")), start_later=True,
     )

@@ -27,14 +27,14 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .. import fork_guard
 from ..events import AnyEvent, Result
 from ..state import ItemState, RunState
 from .batches import INSERT_BATCH, INSERT_PICKLE, BatchRows, rest_cache
-from .file import FORMAT_VERSION, RecordingError, end_writing, starting_run
+from .file import FORMAT_VERSION, RecordingError, check_target, end_writing, starting_run
 from .redact import RedactOption, patterns_for
 from .rows import HEADER_KEYS, EventInserts, clean_text, insert_run, item_inputs, max_variables, rest_payload
 
@@ -63,21 +63,22 @@ class Recorder:
     """Appends one run's events to a recording; see the module docstring."""
 
     def __init__(
-        self, path: str, conn: sqlite3.Connection, run_id: int, keep_pickle: bool, version: int = FORMAT_VERSION
+        self, path: str, conn: sqlite3.Connection | None, run_id: int | None, keep_pickle: bool,
+        version: int = FORMAT_VERSION,
     ) -> None:
         self.path = path
-        self.run_id = run_id
-        self.format_version = version
         self.failure: str | None = None
         self.committed = 0  # events safely in the file
-        self._conn: sqlite3.Connection | None = conn
+        self._conn: sqlite3.Connection | None = None
         self._keep_pickle = keep_pickle
         self._buffer: list[tuple[int, float, Sequence[AnyEvent]]] = []  # batches: first seq, time, events
         self._buffered_events = 0
         self._next_commit = 0.0
         self._rest, self._rest_of = rest_cache(keep_pickle)
-        self._inserts = EventInserts(run_id, max_variables(conn)) if version == 1 else None
-        self._batch_rows = BatchRows(run_id, self._rest_of, keep_pickle)
+        self._pending_start: Callable[[], tuple[sqlite3.Connection, int, int]] | None = None
+        self.run_id: int | None = None
+        if conn is not None and run_id is not None:
+            self._started(conn, run_id, version)
         self._buffer_lock = threading.Lock()  # the engine appends while the writer thread takes
         self._write_lock = threading.Lock()
         self._writer: threading.Thread | None = None
@@ -91,12 +92,13 @@ class Recorder:
         while the disk works: workers never wait on the disk, and the run's wall time barely
         grows. ``maybe_commit`` is then unnecessary; ``finish`` stops the thread.
         """
-        if self._writer is None and self._conn is not None:
+        if self._writer is None and (self._conn is not None or self._pending_start is not None):
             self._writer = threading.Thread(target=self._write_periodically, name="mpmq-recorder", daemon=True)
             fork_guard.guard(self._write_lock)  # held whenever the thread is inside SQLite
             self._writer.start()
 
     def _write_periodically(self) -> None:
+        self._flush()  # starts the run in the file, if that waits (``open(start_later=True)``)
         while not self._stopping:
             self._wake.wait(COMMIT_INTERVAL)
             self._wake.clear()
@@ -114,29 +116,61 @@ class Recorder:
     def open(
         cls,
         path: str | os.PathLike[str],
-        header: Mapping[str, Any],
+        header: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
         inputs: Sequence[Any],
         shared_data: Mapping[str, Any] | None,
         *,
         redact: RedactOption = True,
         keep_pickle: bool = False,
+        start_later: bool = False,
     ) -> Recorder:
         """Check the file, start a run in it and return its recorder.
 
         Raises ``RecordingError`` (naming the file) before anything is written when the path
         cannot be written, or holds something other than an mpmq recording of this format or
         an older one. A new file is made readable by its owner only (0600).
+
+        ``start_later``: only check now; the run's rows (its header, every item's input) are
+        written by the recorder's thread once ``write_in_background`` starts it, or by the
+        first write. Issue 18: starting a recording (the file's log, its tables, its rows)
+        must not delay the first item; a failure then is a recording failure, like any other.
+        ``header`` may then be a function that returns it, called then.
         """
-        unknown = set(header) - set(HEADER_KEYS)
-        if unknown:
-            raise ValueError(f"unknown run header keys: {sorted(unknown)}")
+        if not callable(header):
+            _check_header(header)
         patterns = patterns_for(redact)
         path = os.path.abspath(os.fsdecode(path)) if os.fspath(path) else ""
-        with starting_run(path) as (conn, version):
-            run_id = insert_run(conn, header, inputs, shared_data, patterns, keep_pickle, version)
-            for sql, rows in item_inputs(run_id, inputs, patterns, keep_pickle, max_variables(conn)):
-                conn.executemany(sql, rows)
-        return cls(path, conn, run_id, keep_pickle, version)
+        created = check_target(path)
+
+        def start() -> tuple[sqlite3.Connection, int, int]:
+            with starting_run(path, created) as (conn, version):  # a new file goes if this fails
+                row = _check_header(header() if callable(header) else header)
+                run_id = insert_run(conn, row, inputs, shared_data, patterns, keep_pickle, version)
+                for sql, rows in item_inputs(run_id, inputs, patterns, keep_pickle, max_variables(conn)):
+                    conn.executemany(sql, rows)
+            return conn, run_id, version
+
+        if not start_later:
+            conn, run_id, version = start()
+            return cls(path, conn, run_id, keep_pickle, version)
+        recorder = cls(path, None, None, keep_pickle)
+        recorder._pending_start = start
+        return recorder
+
+    def _started(self, conn: sqlite3.Connection, run_id: int, version: int) -> None:
+        self._conn, self.run_id, self.format_version = conn, run_id, version
+        self._inserts = EventInserts(run_id, max_variables(conn)) if version == 1 else None
+        self._batch_rows = BatchRows(run_id, self._rest_of, self._keep_pickle)
+
+    def _start_pending(self) -> None:
+        """The run's first rows, if ``open(start_later=True)`` left them to write (write lock held)."""
+        start, self._pending_start = self._pending_start, None
+        if start is None:
+            return
+        try:
+            self._started(*start())
+        except Exception as exc:
+            self._fail(exc, "as the run started")
 
     # -- hot path --
 
@@ -177,10 +211,10 @@ class Recorder:
         """Flush, write the item rows and the run's outcome from ``state``, and close."""
         if status not in RUN_STATUSES:
             raise ValueError(f"run status must be one of {RUN_STATUSES}, not {status!r}")
-        if self._conn is None:
-            return
         self._stop_writer()
         self._flush()
+        if self._conn is None:
+            return
         if self.failure is None:
             try:
                 # One transaction: a run that says it ended has its item rows.
@@ -196,11 +230,11 @@ class Recorder:
 
     def close(self) -> None:
         """Commit what is buffered and close the file; closing again does nothing."""
+        self._stop_writer()
+        self._flush()
         conn = self._conn
         if conn is None:
             return
-        self._stop_writer()
-        self._flush()
         self._conn = None
         self._rest.clear()
         self.append = self.append_batch = self.maybe_commit = _ignore  # type: ignore[method-assign]
@@ -210,6 +244,7 @@ class Recorder:
 
     def _flush(self) -> None:
         with self._write_lock:
+            self._start_pending()
             with self._buffer_lock:
                 batches, self._buffer = self._buffer, []
                 self._buffered_events = 0
@@ -300,6 +335,13 @@ class Recorder:
             self._conn.commit()
         except Exception:  # the disk that failed before may well fail again: the engine reports it
             _rollback_quietly(self._conn)
+
+
+def _check_header(header: Mapping[str, Any]) -> Mapping[str, Any]:
+    unknown = set(header) - set(HEADER_KEYS)
+    if unknown:
+        raise ValueError(f"unknown run header keys: {sorted(unknown)}")
+    return header
 
 
 def _pieces(batches: list[tuple[int, float, Sequence[AnyEvent]]], limit: int) -> Any:
