@@ -221,8 +221,9 @@ def decode_batch(seq: Any, seqs: Any, events: Any, count: int) -> tuple[list[int
         raise BadBatch(_invalid(seq, starts if seqs is not None else None, str(exc))) from None
     except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: JSON nested beyond reason
         raise BadBatch(f"batch {seq}: {exc}") from None
+    chunked = StoredChunk in set(map(type, decoded))
     if starts is None:
-        if any(type(event) is StoredChunk for event in decoded):
+        if chunked:
             raise BadBatch(f"batch {seq} holds a chunk of items but not the seqs of its events")
         out, numbers = decoded, None
     else:
