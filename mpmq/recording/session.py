@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import os
 import platform
 import sys
 import time
@@ -32,7 +33,18 @@ def platform_name() -> str:
 
 @functools.cache
 def mpmq_version() -> str:
-    """``mpmq.__version__``, read from the package's metadata once per process (3 ms each time)."""
+    """``mpmq.__version__``, once per process, from the name of the installed distribution's
+    ``mpmq-VERSION.dist-info`` directory where there is one, found on ``sys.path`` in the
+    order importlib.metadata looks: importing importlib.metadata cost 14 ms of a recorded run
+    of 3 items (issue 18), and reading the metadata 3 ms more."""
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.startswith("mpmq-") and name.endswith(".dist-info"):
+                return name[len("mpmq-") : -len(".dist-info")]
     from .. import __version__
 
     return __version__
