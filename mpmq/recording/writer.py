@@ -82,7 +82,8 @@ class Recorder:
         self._buffer_lock = threading.Lock()  # the engine appends while the writer thread takes
         self._write_lock = threading.Lock()
         self._writer: threading.Thread | None = None
-        self._wake = threading.Event()
+        self._wake = threading.Event()  # commit now: the buffer is full, or the run ends
+        self._arrived = threading.Event()  # the buffer is no longer empty
         self._stopping = False
 
     def write_in_background(self) -> None:
@@ -100,6 +101,11 @@ class Recorder:
     def _write_periodically(self) -> None:
         self._flush()  # starts the run in the file, if that waits (``open(start_later=True)``)
         while not self._stopping:
+            # Asleep while nothing is buffered (issue 18: a run whose items sleep costs the
+            # parent no CPU), then everything buffered is committed within COMMIT_INTERVAL.
+            self._arrived.clear()
+            if not self._buffer and not self._stopping:
+                self._arrived.wait()
             self._wake.wait(COMMIT_INTERVAL)
             self._wake.clear()
             self._flush()
@@ -109,6 +115,7 @@ class Recorder:
         if writer is not None:
             self._stopping = True
             self._wake.set()
+            self._arrived.set()
             writer.join()
             fork_guard.unguard(self._write_lock)
 
@@ -181,8 +188,11 @@ class Recorder:
     def append_batch(self, first_seq: int, received_at: float, events: Sequence[AnyEvent]) -> None:
         """Buffer events received together, numbered from ``first_seq``: one call, not one per event."""
         with self._buffer_lock:
+            was_empty = not self._buffer
             self._buffer.append((first_seq, received_at, events))
             self._buffered_events += len(events)
+        if was_empty:
+            self._arrived.set()
         self._buffered()
 
     def _buffered(self) -> None:
