@@ -10,7 +10,7 @@ import sqlite3
 
 import pytest
 
-from fixtures import error_workers
+from fixtures import recording_workers as error_workers
 from mpmq import MPmq
 from mpmq.errors import RemoteError
 from mpmq.events import Error
