@@ -8,7 +8,8 @@ and ``mpmq.payload.load(payload, allow_pickle)`` decides. Every problem is one
 ``RecordingError`` line naming the file.
 
 The format (its tables, its version, the checks that recognise it) is ``file.py``'s,
-shared with the writer (``writer.py``).
+shared with the writer (``writer.py``); the events of a run, in either format, are read by
+``events_read.py``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from typing import Any
 
 import msgspec
 
-from ..events import AnyEvent, Done, Error, Log, Payload, Result, Started
-from .batches import BadBatch, decode_batch, with_pickles
+from ..events import AnyEvent, Payload
+from .events_read import EventReader, payload_fields
 from .file import FORMAT_VERSION, RecordingError, check_sqlite_file, read_format
 
 __all__ = ["FORMAT_VERSION", "ItemRecord", "Recording", "RecordingError", "RunInfo", "open_recording"]
@@ -81,7 +82,6 @@ class ItemRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _JSON_RUN_COLUMNS = ("command_line", "shared_data", "shared_data_repr_keys", "options")
-_EVENT_TYPES: dict[str, type] = {"started": Started, "log": Log, "result": Result, "error": Error, "done": Done}
 
 
 class Recording:
@@ -91,6 +91,7 @@ class Recording:
         self.path = path
         self.format_version = format_version
         self._conn = conn
+        self._event_reader = EventReader(path, conn, format_version)
 
     def __enter__(self) -> Recording:
         return self
@@ -149,19 +150,7 @@ class Recording:
         Events are read lazily, so a long run is never all in memory.
         """
         run = self.run(run_id)
-        count = self._item_count(run)
-        if self.format_version < 2:
-            return self._format_1_events(run.id, count, offsets, until)
-        return self._one_by_one(self._batches(run.id, count, offsets, until))
-
-    @staticmethod
-    def _one_by_one(batches: Iterator[tuple]) -> Iterator[tuple[int, float, AnyEvent]]:
-        for first, received_at, numbers, events in batches:
-            if numbers is None:
-                for i, event in enumerate(events):
-                    yield first + i, received_at, event
-            else:
-                yield from zip(numbers, (received_at,) * len(events), events)
+        return self._event_reader.events(run.id, self._item_count(run), offsets, until)
 
     def batches(
         self, run_id: int | None = None, offsets: Collection[int] | None = None, until: int | None = None
@@ -173,154 +162,7 @@ class Recording:
         split where its events' sequence numbers are not consecutive.
         """
         run = self.run(run_id)
-        count = self._item_count(run)
-        if self.format_version < 2:
-            return self._regrouped(self._format_1_events(run.id, count, offsets, until))
-        return self._split(self._batches(run.id, count, offsets, until))
-
-    @staticmethod
-    def _regrouped(events: Iterator[tuple[int, float, AnyEvent]]) -> Iterator[tuple[int, float, list[AnyEvent]]]:
-        """Format 1's events, one row each, regrouped into the batches they were received in."""
-        batch: list = []
-        last: Any = None
-        for seq, received_at, event in events:
-            if batch and (seq != last[0] + len(batch) or received_at != last[1] or len(batch) >= 1000):
-                yield last[0], last[1], batch
-                batch = []
-            if not batch:
-                last = (seq, received_at)
-            batch.append(event)
-        if batch:
-            yield last[0], last[1], batch
-
-    @staticmethod
-    def _split(batches: Iterator[tuple]) -> Iterator[tuple[int, float, list[AnyEvent]]]:
-        for first, received_at, numbers, events in batches:
-            if numbers is None:
-                yield first, received_at, events
-                continue
-            start = 0
-            for i in range(1, len(events) + 1):  # runs of consecutive numbers
-                if i == len(events) or numbers[i] != numbers[i - 1] + 1:
-                    yield numbers[start], received_at, events[start:i]
-                    start = i
-
-    def _batches(
-        self, run_id: int, count: int, offsets: Collection[int] | None, until: int | None
-    ) -> Iterator[tuple[int, float, list[int] | None, list[AnyEvent]]]:
-        """Format 2: each stored batch, decoded and checked, filtered: ``(seq, received_at,
-        seqs or None when they run on from seq, events)``."""
-        sql = "SELECT seq, received_at, seqs, events FROM batches WHERE run_id = ?"
-        params: list[Any] = [run_id]
-        wanted = None
-        if offsets is not None:
-            wanted = {int(offset) for offset in offsets}
-            if not wanted:
-                return
-            # A batch holds the events of a few neighbouring items: only those that may hold
-            # a wanted item's are decoded (issue 18: one item's logs of a million events).
-            sql += " AND last_offset >= ? AND first_offset <= ?"
-            params += [min(wanted), max(wanted)]
-        if until is not None:
-            until = int(until)
-            sql += " AND seq <= ?"
-            params.append(until)
-        sql += " ORDER BY seq"
-        kept = bool(self._query("SELECT EXISTS (SELECT 1 FROM pickles WHERE run_id = ?)", (run_id,))[0][0])
-        try:
-            cursor = self._conn.execute(sql, params)
-            while True:
-                rows = cursor.fetchmany(64)
-                if not rows:
-                    return
-                for seq, received_at, seqs, text in rows:
-                    if type(received_at) not in (float, int):
-                        raise RecordingError(f"{self.path} is corrupted: batch {seq!r} received at {received_at!r}")
-                    try:
-                        numbers, events = decode_batch(seq, seqs, text, count)
-                    except BadBatch as exc:
-                        raise RecordingError(f"{self.path} is corrupted: {exc}") from None
-                    if kept:
-                        events = with_pickles(seq, numbers, events, self._pickles(run_id, seq, numbers, events))
-                    if wanted is not None or (until is not None and (numbers or [seq + len(events) - 1])[-1] > until):
-                        numbers, events = _filtered(seq, numbers, events, wanted, until)
-                        if not events:
-                            continue
-                    yield seq, float(received_at), numbers, events
-        except sqlite3.DatabaseError as exc:
-            raise self._corrupted(exc) from None
-
-    def _pickles(self, run_id: int, seq: int, numbers: list[int] | None, events: list) -> dict[int, bytes]:
-        last = numbers[-1] if numbers else seq + len(events) - 1
-        rows = self._conn.execute(
-            "SELECT seq, pickle FROM pickles WHERE run_id = ? AND seq BETWEEN ? AND ?", (run_id, seq, last)
-        ).fetchall()
-        return {number: blob for number, blob in rows if type(blob) is bytes}
-
-    def _format_1_events(
-        self, run_id: int, count: int, offsets: Collection[int] | None, until: int | None
-    ) -> Iterator[tuple[int, float, AnyEvent]]:
-        sql = (
-            'SELECT seq, kind, "offset", pid, worker_time, received_at, level, logger, message, data, pickle'
-            " FROM events WHERE run_id = ?"
-        )
-        params: list[Any] = [run_id]
-        wanted = None
-        if offsets is not None:
-            wanted = {int(offset) for offset in offsets}
-            if len(wanted) <= 500:  # beyond SQLite's variable limit, filter here instead
-                sql += f' AND "offset" IN ({", ".join("?" * len(wanted))})'
-                params.extend(sorted(wanted))
-        if until is not None:
-            sql += " AND seq <= ?"
-            params.append(int(until))
-        sql += " ORDER BY seq"
-        return self._events(sql, params, wanted, count)
-
-    # -- internals --
-
-    def _events(
-        self, sql: str, params: list[Any], wanted: set[int] | None, count: int
-    ) -> Iterator[tuple[int, float, AnyEvent]]:
-        try:
-            cursor = self._conn.execute(sql, params)
-            while True:
-                rows = cursor.fetchmany(2000)
-                if not rows:
-                    return
-                for row in rows:
-                    if wanted is None or row[2] in wanted:
-                        yield self._event(row, count)
-        except sqlite3.DatabaseError as exc:
-            raise self._corrupted(exc) from None
-
-    def _event(self, row: sqlite3.Row, count: int) -> tuple[int, float, AnyEvent]:
-        seq, kind, offset, pid, worker_time, received_at, level, logger, message, data, pickled = row
-        if type(seq) is not int or type(received_at) not in (float, int):
-            raise RecordingError(f"{self.path} is corrupted: event row {seq!r} received at {received_at!r}")
-        if type(offset) is int and not 0 <= offset < count:  # not an int: convert below says so
-            raise RecordingError(
-                f"{self.path} is corrupted: event {seq} is for item {offset}, but the run has {count} items"
-            )
-        cls = _EVENT_TYPES.get(kind)
-        if cls is None:
-            raise RecordingError(
-                f"{self.path}: event {seq} has kind {kind!r}, unknown to this mpmq (recorded by a newer one?)"
-            )
-        fields: dict[str, Any] = {"offset": offset, "pid": pid, "time": worker_time}
-        try:
-            extra = _decode(data) if data is not None else {}
-            if cls is Log:
-                fields.update(level=level, logger=logger, message=message, exc_text=extra.get("exc_text"))
-            elif cls is Result:
-                fields["value"] = _payload(extra.get("json", msgspec.UNSET), extra.get("repr"), pickled)
-            elif cls is Error:
-                fields.update(message=message, exception=pickled, type=extra.get("type"))
-                fields["traceback"] = extra.get("traceback", "")
-            # convert validates every field's type: a crafted row cannot smuggle in odd values.
-            return seq, float(received_at), msgspec.convert(fields, cls)
-        except (msgspec.MsgspecError, AttributeError, TypeError, RecursionError) as exc:
-            raise RecordingError(f"{self.path} is corrupted: event {seq}: {exc}") from None
+        return self._event_reader.batches(run.id, self._item_count(run), offsets, until)
 
     def _run_info(self, row: sqlite3.Row) -> RunInfo:
         fields = dict(zip(row.keys(), row))
@@ -342,13 +184,13 @@ class Recording:
             return msgspec.convert(
                 {
                     "offset": row["offset"],
-                    "input": _payload(_json_or_unset(row["input"]), row["input_repr"], row["input_pickle"]),
+                    "input": payload_fields(_json_or_unset(row["input"]), row["input_repr"], row["input_pickle"]),
                     "status": row["status"],
                     "pid": row["pid"],
                     "started_at": row["started_at"],
                     "ended_at": row["ended_at"],
                     "duration": row["duration"],
-                    "result": _payload(_json_or_unset(row["result"]), row["result_repr"], row["result_pickle"])
+                    "result": payload_fields(_json_or_unset(row["result"]), row["result_repr"], row["result_pickle"])
                     if has_result
                     else None,
                     "error_type": row["error_type"],
@@ -404,25 +246,5 @@ def open_recording(path: str | os.PathLike[str]) -> Recording:
         raise
 
 
-def _filtered(
-    seq: int, numbers: list[int] | None, events: list, wanted: set[int] | None, until: int | None
-) -> tuple[list[int], list]:
-    """The events of a batch that are for ``wanted`` items and numbered up to ``until``."""
-    numbers = numbers if numbers is not None else list(range(seq, seq + len(events)))
-    keep = [
-        (number, event) for number, event in zip(numbers, events)
-        if (wanted is None or event.offset in wanted) and (until is None or number <= until)
-    ]  # fmt: skip
-    return [number for number, _ in keep], [event for _, event in keep]
-
-
 def _json_or_unset(text: str | None) -> Any:
     return msgspec.UNSET if text is None else _decode(text)
-
-
-def _payload(json_value: Any, text: str | None, pickled: bytes | None) -> dict[str, Any]:
-    """A Payload's fields, for msgspec.convert to validate (``json`` omitted when absent)."""
-    fields: dict[str, Any] = {"repr": text, "pickle": pickled}
-    if json_value is not msgspec.UNSET:
-        fields["json"] = json_value
-    return fields
