@@ -2,8 +2,8 @@
 
 ``writer.py`` appends a live run (``session.py`` opens it for the engine), ``reader.py`` reads
 every format version (a run's events through ``events_read.py``), ``file.py`` holds the format
-itself (``schema.py`` its tables), ``batches.py`` turns received batches into format 2's rows and back, ``rows.py`` values
-and format 1's event rows, ``redact.py`` keeps secrets out.
+itself (``schema.py`` its tables), ``batches.py`` turns received batches into format 2's rows
+and back, ``rows.py`` values and format 1's event rows, ``redact.py`` keeps secrets out.
 """
 
 from .reader import FORMAT_VERSION, ItemRecord, Recording, RecordingError, RunInfo, open_recording

@@ -66,9 +66,11 @@ def read_format(conn: sqlite3.Connection, path: str) -> int | None:
 
     Refuses a foreign SQLite database and a recording of a newer format.
     """
-    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    # One statement: another run may create the tables between two (a run starting at once).
+    objects = conn.execute("SELECT type, name FROM sqlite_master").fetchall()
+    tables = {name for kind, name in objects if kind == "table"}
     if not tables:
-        if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+        if objects:  # views or indexes and no table: nobody's recording
             raise RecordingError(f"{path} is a SQLite database but not an mpmq recording")
         return None
     if "mpmq_meta" not in tables:
