@@ -216,11 +216,14 @@ def decode_batch(seq: Any, seqs: Any, events: Any, count: int) -> tuple[list[int
     """
     if type(seq) is not int or type(events) is not str or (seqs is not None and type(seqs) is not str):
         raise BadBatch(f"batch {seq!r}: its seq, seqs or events column has the wrong type")
+    starts = None
     try:
         starts = _decode_seqs(seqs) if seqs is not None else None
         decoded = _decode_events(events)
     except msgspec.ValidationError as exc:
-        raise BadBatch(_invalid(seq, starts if seqs is not None else None, str(exc))) from None
+        if seqs is not None and starts is None:  # the seqs themselves
+            raise BadBatch(f"batch {seq}: its seqs: {exc}") from None
+        raise BadBatch(_invalid(seq, starts, str(exc))) from None
     except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: JSON nested beyond reason
         raise BadBatch(f"batch {seq}: {exc}") from None
     chunked = StoredChunk in set(map(type, decoded))
