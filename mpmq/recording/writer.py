@@ -32,6 +32,7 @@ from typing import Any
 
 from .. import fork_guard
 from ..events import AnyEvent, Result
+from ..payload import is_wire_int
 from ..state import ItemState, RunState
 from .batches import INSERT_BATCH, INSERT_PICKLE, BatchRows, rest_cache
 from .file import FORMAT_VERSION, RecordingError, check_target, end_writing, starting_run
@@ -301,7 +302,19 @@ class Recorder:
     def _item_updates(self, state: RunState) -> list[tuple[str, list]]:
         """UPDATEs of the item rows; a plain success (the common case) binds only what it has."""
         plain, other = [], []
+        keep = self._keep_pickle
         for item in state.items:
+            result = item.result
+            if result is None and item.error is None and item.pid is None and item.status == "pending":
+                continue  # never started: its row is as the run's start wrote it
+            if not keep and item.error is None and result is not None and result.pickle is None and result.repr is None:
+                # None and counts, as rows.scalar_rest keeps them, without building it (issue 18)
+                value = result.json
+                if value is None or (type(value) is int and is_wire_int(value)):
+                    shown = repr(value)
+                    plain.append((item.status, item.pid, item.started_at, item.ended_at, item.duration,
+                                  "null" if value is None else shown, shown, item.offset))  # fmt: skip
+                    continue
             row = self._item_row(item)
             if item.error is None and row[7] is None:  # no error, no pickle: the NULLs stay NULL
                 plain.append((*row[:7], item.offset))
