@@ -73,6 +73,12 @@ def json_or_unset(value: Any) -> Any:
     return msgspec.UNSET
 
 
+def json_exact(value: Any, depth: int = 0) -> bool:
+    """Whether JSON represents ``value`` without loss (``json_or_unset``'s rule), for a value
+    ``depth`` levels into the one being judged."""
+    return _json_safe(value, depth)
+
+
 def _json_safe(value: Any, depth: int = 0) -> bool:
     if depth > 100:
         return False

@@ -11,6 +11,7 @@ view in format 2 (issue 18), with the same queries.
 
 from __future__ import annotations
 
+import collections
 import json
 import multiprocessing
 import os
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 from pathlib import Path
 
 import msgspec
@@ -35,7 +37,15 @@ from mpmq.payload import for_rest, for_transit, load
 from mpmq.recording import FORMAT_VERSION, RecordingError, open_recording
 from mpmq.recording.file import create_schema
 from mpmq.recording.redact import REDACTED, patterns_for, redact, redact_argv
-from mpmq.recording.rows import flat_input_columns, general_rest, input_columns, rest_payload, scalar_rest
+from mpmq.recording.rows import (
+    checked_json_text,
+    clean_text,
+    flat_input_columns,
+    general_rest,
+    input_columns,
+    rest_payload,
+    scalar_rest,
+)
 from mpmq.recording.writer import MAX_BUFFER, Recorder
 from mpmq.state import RunState, reduce
 
@@ -948,3 +958,30 @@ def test_a_run_started_later_refuses_a_bad_target_at_once(tmp_path):
     foreign_db(foreign)
     with pytest.raises(RecordingError, match="is a SQLite database but not an mpmq recording"):
         Recorder.open(foreign, header(), [{}], {}, start_later=True)
+
+
+def _nested(depth, leaf):
+    value = leaf
+    for _ in range(depth):
+        value = {"k": [value]}
+    return value
+
+
+ONE_PASS_VALUES = [
+    {"n": 1}, {"a": {"b": [1, 2.5, "x", None, True]}}, {"db_password": "x", "n": 1}, {"t": (1, {"token": 2})},
+    [{"auth": 1}, ({"secret": 2},)], ({"ok": 1},), {1: "int key"}, {"x": float("nan")}, {"big": 2**70},
+    {"s": "\udcff"}, {"b": b"bytes"}, {"set": {1, 2}}, collections.OrderedDict(a=1),
+    collections.OrderedDict(token=1), types.MappingProxyType({"a": [1]}), types.MappingProxyType({"api_key": 1}),
+    _nested(30, {"token": 1}), _nested(60, {"token": 1}), _nested(60, 1), _nested(120, 1), "text", None, 3.5,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("patterns", [patterns_for(True), patterns_for(False)], ids=["redact", "no redaction"])
+@pytest.mark.parametrize("keep_pickle", [False, True])
+@pytest.mark.parametrize("value", ONE_PASS_VALUES, ids=range(len(ONE_PASS_VALUES)))
+def test_an_input_in_one_pass_rests_exactly_as_redact_then_for_rest_kept_it(value, patterns, keep_pickle):
+    """Issue 18, point 6: one walk redacts an input and judges its JSON; the columns are those
+    the separate steps (redact, then payload.for_rest, then encode) gave."""
+    rest = for_rest(redact(value, patterns), keep_pickle)
+    old = (checked_json_text(rest.json), clean_text(rest.repr), rest.pickle)
+    assert input_columns(value, patterns, keep_pickle) == old

@@ -19,7 +19,7 @@ import msgspec
 from ..events import AnyEvent, Done, Error, Log, Payload, Result, Started
 from ..payload import for_rest, is_wire_int, json_or_unset, safe_repr
 from .file import FORMAT_VERSION
-from .redact import is_secret, redact, redact_argv
+from .redact import is_secret, redact, redact_argv, redacted_for_json
 
 HEADER_KEYS = (
     "mpmq_version", "python_version", "platform", "start_method", "function", "handler",
@@ -232,9 +232,18 @@ def general_rest(live: Payload, keep_pickle: bool) -> Rest:
 
 
 def input_columns(value: Any, patterns: frozenset[str], keep_pickle: bool) -> tuple:
-    """An item's ``input``, ``input_repr`` and ``input_pickle`` columns, redacted."""
-    rest = for_rest(redact(value, patterns), keep_pickle)
-    return checked_json_text(rest.json), clean_text(rest.repr), rest.pickle
+    """An item's ``input``, ``input_repr`` and ``input_pickle`` columns, redacted: one walk
+    redacts it and says whether JSON holds it, then it is encoded (issue 18, point 6)."""
+    redacted, exact = redacted_for_json(value, patterns)
+    pickled = _pickled(redacted) if keep_pickle else None
+    return checked_json_text(redacted if exact else msgspec.UNSET), clean_text(safe_repr(redacted)), pickled
+
+
+def _pickled(value: Any) -> bytes | None:
+    try:
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # unpicklable values are still recorded by repr
+        return None
 
 
 _PLAIN = frozenset((str, int, bool, type(None)))
