@@ -24,12 +24,13 @@ def parse_level(text: str) -> int:
     raise ValueError(f"unknown log level {text!r}: use one of DEBUG, INFO, WARNING, ERROR, CRITICAL or a number")
 
 
-def format_log(log: Log, header: RunInfo) -> str:
+def format_log(log: Log, header: RunInfo, attempt: int = 1) -> str:
     """``HH:MM:SS.mmm [offset] LEVEL logger: message``, time on the live run's local clock.
 
     Continuation lines of a multi-line message, and a logged exception, are indented under it.
+    A later attempt of a retried item says which it is: ``[offset, attempt 2]``.
     """
-    return LogFormatter(header)(log)
+    return LogFormatter(header)(log, attempt)
 
 
 class LogFormatter:
@@ -58,11 +59,12 @@ class LogFormatter:
             clock = self._seconds[whole] = datetime.datetime.fromtimestamp(whole, self._zone).strftime("%H:%M:%S.")
         return clock + _MILLIS[micros // 1000]
 
-    def __call__(self, log: Log) -> str:
+    def __call__(self, log: Log, attempt: int = 1) -> str:
         level = self._levels.get(log.level)
         if level is None:
             level = self._levels[log.level] = logging.getLevelName(log.level)
-        line = f"{self.when(log.time)} [{log.offset}] {level} {log.logger}: "
+        where = f"[{log.offset}]" if attempt == 1 else f"[{log.offset}, attempt {attempt}]"
+        line = f"{self.when(log.time)} {where} {level} {log.logger}: "
         text = log.message
         if log.exc_text:
             text += f"\n{log.exc_text.rstrip()}"

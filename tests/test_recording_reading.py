@@ -24,3 +24,12 @@ def test_log_times_are_those_datetime_gives(utc_offset):
     formatter = LogFormatter(header)
     for stamp in stamps:
         assert formatter.when(stamp) == datetime.datetime.fromtimestamp(stamp, zone).strftime("%H:%M:%S.%f")[:-3]
+
+
+def test_a_later_attempt_s_lines_say_which_attempt_they_are():
+    from mpmq.events import Log
+
+    log = Log(offset=3, pid=1, time=1_714_564_800.25, level=30, logger="w", message="odd\nsecond")
+    formatter = LogFormatter(RunInfo(id=1, utc_offset=0))
+    assert formatter(log) == "12:00:00.250 [3] WARNING w: odd\n    second"
+    assert formatter(log, 2) == "12:00:00.250 [3, attempt 2] WARNING w: odd\n    second"
