@@ -87,7 +87,8 @@ def run_mpmq(
 
 
 def count_recorded_events(path: str) -> int | None:
-    """Rows in the recording's event table (the table whose name has "event" in it).
+    """Events in the recording: its batches' counts (format 2), else the rows of its event
+    table (the table whose name has "event" in it).
 
     The schema belongs to the engine; this only guesses the table, and says None if it can't.
     """
@@ -95,6 +96,8 @@ def count_recorded_events(path: str) -> int | None:
         return None
     with closing(sqlite3.connect(path)) as db:
         names = [row[0] for row in db.execute("select name from sqlite_master where type = 'table'")]
+        if "batches" in names:  # format 2 (issue 18): one row per received batch
+            return db.execute("select coalesce(sum(count), 0) from batches").fetchone()[0]
         tables = sorted((n for n in names if "event" in n.lower()), key=len)
         if not tables:
             return None

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import workloads
+from . import recorder, workloads
 
 MPMQ, RECORD, PPE, PPE_CHUNKED, POOL = "mpmq", "mpmq+record", "ppe", "ppe-chunked", "pool"
 IMPLS = (MPMQ, RECORD, PPE, PPE_CHUNKED, POOL)
@@ -39,6 +39,7 @@ class Scenario:
     max_repeat: int | None = None  # cap for scenarios whose single run is long
     check: Callable[[list[dict[str, Any]], list[Any]], str | None] | None = None
     pool_task: Callable[[Any], Any] | None = None  # what Pool.map maps, if not the function itself
+    result_metric: str | None = None  # the figure the (one) item measures itself and returns
 
     def items(self, quick: bool) -> list[dict[str, Any]]:
         return self.make_items(quick)
@@ -51,6 +52,7 @@ class Scenario:
     def name(self, quick: bool) -> str:
         items = self.items(quick)
         n = self.expected_messages(items) if self.forwards_logs else len(items)
+        n = items[0]["n"] if self.result_metric else n
         size = items[0].get("size", 0) // MB if items else 0
         return self.title.format(n=f"{n:,}", size=size)
 
@@ -116,6 +118,9 @@ SCENARIOS: tuple[Scenario, ...] = (
              lambda quick: [{"n": 50_000 if quick else 250_000} for _ in range(4)],
              impls=(MPMQ, RECORD, PPE), rows=RSS_ROWS, forwards_logs=True, max_repeat=2,
              check=_check_count),
+    Scenario("recorder", "the recorder alone: {n} events written (per CPU-second)", recorder.recorder_throughput,
+             lambda quick: [{"n": 200_000 if quick else 1_000_000}], impls=(MPMQ,),
+             rows=(Row("", "events_per_s", "events/s"),), max_repeat=3, result_metric="events_per_s"),
 )
 
 # Issue 18's scale rows: a million trivial items at the stdlib pools' cost, in time and memory.

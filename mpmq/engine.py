@@ -406,12 +406,8 @@ class Engine:
             return False
         recorder = self._recorder
         if recorder is not None:  # its own thread commits them (recording/writer.py)
-            for seq, received_at, events in batches:
-                # FORMAT 1 SHIM (issue 18): format 1 stores one row per event, so a Ran chunk
-                # is recorded as the events it stands for (the seqs it takes). Format 2 stores
-                # batches as they came: with it, this line goes and ``events`` are passed as is.
-                events = expand(events)
-                recorder.append_batch(seq, received_at, events)
+            for batch in batches:  # as they came, Ran chunks and all (issue 18)
+                recorder.append_batch(*batch)
         self._batches.extend(batches)
         return True
 

@@ -91,7 +91,9 @@ class Error(Event, frozen=True, tag="error"):
     ``type`` is the exception's qualified name (``module.QualName``), ``message`` is
     ``str(exc)``, ``traceback`` the formatted traceback text. These three survive any
     exception, even one that cannot be pickled or rebuilt. ``exception`` is the pickled
-    exception when it could be pickled, so the parent can hand the caller the real object.
+    exception when it could be pickled, so the parent can hand the caller the real object;
+    ``args`` are its ``args`` when JSON holds them, so that a builtin exception can be rebuilt
+    from a recording without unpickling anything (``outcomes.py``).
     Failures the parent observes itself (a worker that died, a timeout, a cancelled item)
     are errors too, with types under ``mpmq.errors``.
 
@@ -107,6 +109,7 @@ class Error(Event, frozen=True, tag="error"):
     exception: bytes | None = None
     retryable: bool = False  # issue 19 (retries)
     retrying: bool = False  # issue 19 (retries)
+    args: list | None = None  # the exception's args when JSON holds them (issue 19): rebuilt without pickle
 
 
 class Done(Event, frozen=True, tag="done"):

@@ -1,16 +1,19 @@
 """What the caller gets back for each item, read from the run's state.
 
 A succeeded item gives its return value. A failed item gives an exception: the worker's own
-exception object when it can be rebuilt, else a ``RemoteError`` carrying the remote type,
-message and traceback; failures the parent observed (a dead worker, a timeout, a
-cancellation) give the matching ``mpmq.errors`` type. Either way ``remote_traceback`` holds
-the worker's traceback, and ``__cause__`` shows it when the exception is printed. With
-``retries`` (issue 19), a failure's ``attempts`` lists the exceptions of the attempts before
-it; a success's are in the run's state (``state.items[offset].attempts``).
+exception object when it can be rebuilt (unpickled, where pickles are allowed; else, for a
+builtin exception type, built again from its recorded args or message), else a
+``RemoteError`` carrying the remote type, message and traceback; failures the parent observed
+(a dead worker, a timeout, a cancellation) give the matching ``mpmq.errors`` type. Either way
+``remote_traceback`` holds the worker's traceback, and ``__cause__`` shows it when the
+exception is printed. With ``retries`` (issue 19), a failure's ``attempts`` lists the
+exceptions of the attempts before it; a success's are in the run's state
+(``state.items[offset].attempts``).
 """
 
 from __future__ import annotations
 
+import builtins
 import pickle
 from typing import Any
 
@@ -79,6 +82,8 @@ def exception_from(error: Error, allow_pickle: bool) -> BaseException:
         except Exception:  # e.g. a custom __init__ that pickle cannot call again
             exc = None
     if exc is None:
+        exc = builtin_exception(error)
+    if exc is None:
         exc = RemoteError(error.message, remote_type=error.type, remote_traceback=error.traceback)
     try:
         exc.remote_traceback = error.traceback  # type: ignore[attr-defined]
@@ -87,3 +92,23 @@ def exception_from(error: Error, allow_pickle: bool) -> BaseException:
     if error.traceback and exc.__cause__ is None:
         exc.__cause__ = RemoteTraceback(error.traceback)
     return exc
+
+
+def builtin_exception(error: Error) -> Exception | None:
+    """A builtin exception type (``builtins.KeyError``...) built again from its recorded args,
+    else its message, without importing or unpickling anything (issue 19); ``None`` when that
+    cannot give back the exception that was raised (``UnicodeDecodeError``, a type of anyone
+    else's, a message the rebuilt exception would not say)."""
+    module, _, name = error.type.partition(".")
+    cls = getattr(builtins, name, None) if module == "builtins" else None
+    if not (isinstance(cls, type) and issubclass(cls, Exception)):
+        return None
+    tries = ([error.args] if error.args is not None else []) + [[error.message]]
+    for args in tries:
+        try:
+            exc = cls(*args)
+            if str(exc) == error.message:
+                return exc
+        except Exception:  # a constructor these arguments cannot satisfy
+            continue
+    return None

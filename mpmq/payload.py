@@ -73,6 +73,12 @@ def json_or_unset(value: Any) -> Any:
     return msgspec.UNSET
 
 
+def json_exact(value: Any, depth: int = 0) -> bool:
+    """Whether JSON represents ``value`` without loss (``json_or_unset``'s rule), for a value
+    ``depth`` levels into the one being judged."""
+    return _json_safe(value, depth)
+
+
 def _json_safe(value: Any, depth: int = 0) -> bool:
     if depth > 100:
         return False
@@ -91,6 +97,25 @@ def _json_safe(value: Any, depth: int = 0) -> bool:
                 return False
         return True
     return False
+
+
+def json_args(exc: BaseException) -> list | None:
+    """An exception's ``args`` as a list when JSON holds them exactly, else ``None`` (issue 19).
+
+    An ``OSError`` with a file name keeps it out of ``args``; it is added, as its constructor
+    takes it (``errno, strerror, filename, winerror, filename2``), so that it says the same.
+    """
+    args = list(exc.args)
+    if isinstance(exc, OSError) and len(args) == 2 and exc.filename is not None:
+        args += [exc.filename, None, exc.filename2] if exc.filename2 is not None else [exc.filename]
+    args = json_or_unset(args)
+    if args is msgspec.UNSET:
+        return None
+    try:
+        _json_encoder.encode(args)  # lone surrogates cannot travel or rest as UTF-8
+    except (UnicodeEncodeError, msgspec.EncodeError):
+        return None
+    return args
 
 
 def safe_repr(value: Any, limit: int = 10_000) -> str:

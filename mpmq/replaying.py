@@ -71,6 +71,7 @@ class ReplayPlan:
         self._use_clock = clock
         self._freezer: Any = None
         self._clock: Any = None
+        self._clock_at: float | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike, run: int | None = None, **options: Any) -> ReplayPlan:
@@ -87,7 +88,10 @@ class ReplayPlan:
     def at(self, seq: int, received_at: float, event: Any) -> None:
         """Called by the engine before the handlers see ``event``."""
         self.last_seq[event.offset] = seq
-        if self._use_clock:
+        if self._use_clock and received_at != self._clock_at:
+            # Events received together share their time: the clock moves once per batch
+            # (issue 18: moving it cost more than the rest of a replay of 100,000 log lines).
+            self._clock_at = received_at
             moment = datetime.datetime.fromtimestamp(received_at, datetime.timezone.utc).replace(tzinfo=None)
             if self._clock is None:
                 self._start_clock(moment)

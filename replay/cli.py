@@ -20,14 +20,13 @@ import json
 import os
 import sys
 import traceback
-from collections import defaultdict, deque
 from typing import Any
 
 import click
 from tabulate import tabulate
 
 from mpmq import __version__
-from mpmq.events import KINDS, Log
+from mpmq.events import KINDS
 from mpmq.recording import Recording, RecordingError, RunInfo, open_recording
 from mpmq.replaying import ReplayDiverged, unknown_offset
 
@@ -35,11 +34,10 @@ from . import diff as diff_module
 from . import export
 from . import logs as logs_module
 from .handlers import LAST_LOG_LINES, HandlerError, Printer, build_handler, one_line
-from .loader import fold
 from .report.command import report
 from .rerun import RerunError, prepare, run_here, run_in_workers
 from .resume import resume
-from .summary import Facts, local_time, render
+from .summary import Facts, facts_of, local_time, render
 
 
 class DataError(click.ClickException):
@@ -218,18 +216,9 @@ def summary(path: str, run_id: int | None) -> None:
         mpmq-replay summary run.db
         mpmq-replay summary run.db --run 1
     """
-    last_logs: dict[int, deque] = defaultdict(lambda: deque(maxlen=LAST_LOG_LINES))
-    last = [None]
-
-    def watch(seq: int, received_at: float, event: Any) -> None:
-        last[0] = seq
-        if type(event) is Log:
-            last_logs[event.offset].append(event)
-
     with open_recording(path) as recording:
-        header = recording.run(run_id)
-        state = fold(recording, header, watch)
-    click.echo(render(Facts(recording.path, header, state, last_logs, last[0])), nl=False)
+        facts = facts_of(recording, recording.run(run_id), LAST_LOG_LINES)
+    click.echo(render(facts), nl=False)
 
 
 @main.command()
@@ -255,8 +244,7 @@ def logs(path: str, run_id: int | None, offsets: tuple[int, ...], level: str) ->
     with open_recording(path) as recording:
         header = recording.run(run_id)
         check_offsets(path, recording, header, offsets)
-        for line in logs_module.log_lines(recording, header, offsets or None, threshold):
-            click.echo(line)
+        logs_module.write_logs(recording, header, click.get_text_stream("stdout"), offsets or None, threshold)
 
 
 @main.command()

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from mpmq import outcomes
 from mpmq.events import AnyEvent
 from mpmq.recording import ItemRecord, Recording, RunInfo, open_recording
-from mpmq.state import RunState, reduce
+from mpmq.state import FOLDS, RunState, reduce
 
 PathLike = str | os.PathLike[str]
 
@@ -90,8 +90,15 @@ def fold(
     """Fold a run's events into a fresh state, streaming (a run may hold millions of log lines).
 
     ``on_event(seq, received_at, event)`` sees each event after it is folded, as a handler would.
+    Without it, events are folded a batch at a time (issue 18: a million events in a second).
     """
     state = RunState.new(recording.item_count(header.id))
+    if on_event is None:
+        folds = FOLDS  # what reduce(state, event) does, a call shorter, as the engine's loop does
+        for _, _, events in recording.batches(header.id, offsets=offsets):
+            for event in events:
+                folds[type(event)](state, event)
+        return state
     for seq, received_at, event in recording.events(header.id, offsets=offsets):
         reduce(state, event)
         if on_event is not None:

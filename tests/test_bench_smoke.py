@@ -42,3 +42,16 @@ def test_record_overhead_shows_the_cpu_the_recorded_run_needs() -> None:
     [overhead] = [v for v in evaluate(medians, quick=False, keys={"log100k"}) if "overhead" in v.target]
     assert overhead.measured == "1.50x mpmq (CPU, all processes: 1.43x)"
     assert overhead.passed is False
+
+
+def test_the_recorder_s_own_throughput_is_measured_and_targeted(tmp_path: Path) -> None:
+    """Issue 18: the recorder's events/s written, checked against 1,000,000/s."""
+    raw = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "recorder", "--json", str(raw)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    [run] = json.loads(raw.read_text())["runs"]
+    assert run["error"] is None and run["events_per_s"] > 0
+    assert ">= 1,000,000 events/s" in done.stdout.split("targets", 1)[1]

@@ -3,7 +3,11 @@
 The files under ``fixtures/recordings/`` were written once by ``fixtures/make_recordings.py`` and
 are never rewritten. The expectations below are spelled out, not recomputed by the writer, so a
 change to the reader or the writer that breaks an old recording fails here. When the format
-changes: bump FORMAT_VERSION, add ``format-N.db`` with its own test, keep the old ones.
+changes: bump FORMAT_VERSION, add ``format-N.db``, keep the old ones.
+
+One contract suite over every format (STYLE.md): each fixture holds the same two runs and goes
+through the same tests, parametrized by format; what a newer format adds (format 2's chunk of
+items, run 3) has tests of its own below.
 """
 
 from __future__ import annotations
@@ -24,12 +28,13 @@ from fixtures import make_recordings
 from mpmq.events import Done, Error, Log, Payload, Result, Started
 from mpmq.payload import Unpickled, load
 from mpmq.recording import open_recording
-from mpmq.recording.file import APPLICATION_ID
+from mpmq.recording.file import APPLICATION_ID, FORMAT_VERSION
 from mpmq.recording.writer import Recorder
 from mpmq.state import RunState, reduce
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "fixtures" / "recordings"
 FORMAT_1 = RECORDINGS / "format-1.db"
+VERSIONS = list(range(1, FORMAT_VERSION + 1))
 T0 = 1714564800.0
 TB = (
     "Traceback (most recent call last):\n"
@@ -44,14 +49,24 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.fixture(params=VERSIONS, ids=lambda version: f"format{version}")
+def version(request):
+    return request.param
+
+
+@pytest.fixture
+def fixture(version):
+    return RECORDINGS / f"format-{version}.db"
+
+
 def test_every_format_has_a_fixture():
-    assert sorted(p.name for p in RECORDINGS.glob("format-*.db")) == ["format-1.db"]
+    assert sorted(p.name for p in RECORDINGS.glob("format-*.db")) == [f"format-{v}.db" for v in VERSIONS]
 
 
-def test_format_1_runs():
-    with open_recording(FORMAT_1) as r:
-        assert r.format_version == 1
-        first, rerun = r.runs()
+def test_runs(fixture, version):
+    with open_recording(fixture) as r:
+        assert r.format_version == version
+        first, rerun = r.runs()[:2]
     assert (first.id, first.status, first.item_count, first.succeeded, first.failed) == (1, "failed", 4, 3, 1)
     assert (first.function, first.handler, first.start_method, first.processes_to_start) == (
         "convert:convert",
@@ -66,10 +81,11 @@ def test_format_1_runs():
     assert first.options == {"timeout": None} and first.complete
     assert (rerun.id, rerun.parent_run, rerun.status, rerun.item_count) == (2, 1, "succeeded", 1)
     assert pickle.loads(rerun.shared_data_pickle) == {"region": "eu-west", "api_key": "[redacted]", "limits": (1, 2)}
+    assert first.format_version == rerun.format_version == version
 
 
-def test_format_1_items():
-    with open_recording(FORMAT_1) as r:
+def test_items(fixture):
+    with open_recording(fixture) as r:
         items = r.items(1)
         rerun = r.items(2)
     assert [(i.offset, i.status, i.pid) for i in items] == [
@@ -98,7 +114,20 @@ def test_format_1_items():
     assert load(rerun[0].result, allow_pickle=True) == {"n": 2, "double": 4}
 
 
-def test_format_1_events():
+def received_times(version: int) -> list[float]:
+    """When the live parent received each event of run 1: format 1's fixture got them one by
+    one, format 2's in batches (``make_recordings.FIRST_RUN_BATCHES``), each at its last's time."""
+    events = make_recordings.first_run()
+    if version == 1:
+        return [e.time + 0.001 for e in events]
+    return [
+        batch[-1].time + 0.001
+        for batch in make_recordings.batched(events, make_recordings.FIRST_RUN_BATCHES)
+        for _ in batch
+    ]
+
+
+def test_events(fixture, version):
     a, b, t = 4101, 4102, T0
     expected = [
         Started(offset=0, pid=a, time=t + 0.01),
@@ -112,19 +141,24 @@ def test_format_1_events():
         Started(offset=2, pid=a, time=t + 0.09),
         Started(offset=3, pid=b, time=t + 0.10),
         Log(offset=2, pid=a, time=t + 0.11, level=40, logger="convert", message="failed to convert 2", exc_text=TB),
-        Error(offset=2, pid=a, time=t + 0.12, type="builtins.ValueError", message="cannot convert 2", traceback=TB),
+        Error(offset=2, pid=a, time=t + 0.12, type="builtins.ValueError", message="cannot convert 2", traceback=TB,
+              args=["cannot convert 2"] if version >= 2 else None),  # format 1 keeps no args
         Done(offset=2, pid=a, time=t + 0.13),
         Result(offset=3, pid=b, time=t + 0.14, value=Payload(json=None, repr="None")),
         Done(offset=3, pid=b, time=t + 0.15),
     ]
-    with open_recording(FORMAT_1) as r:
+    with open_recording(fixture) as r:
         got = list(r.events(1))
         rerun = [event for _, _, event in r.events(2)]
         only_2 = [seq for seq, _, _ in r.events(1, offsets=[2])]
+        in_batches = [(seq, [e for e in events]) for seq, _, events in r.batches(1)]
+        until = [seq for seq, _, _ in r.events(1, offsets=[2, 3], until=11)]
     assert [seq for seq, _, _ in got] == list(range(15))
-    assert [received for _, received, _ in got] == pytest.approx([e.time + 0.001 for e in expected])
+    assert [received for _, received, _ in got] == pytest.approx(received_times(version))
     assert [event for _, _, event in got] == expected
-    assert only_2 == [8, 10, 11, 12]
+    assert only_2 == [8, 10, 11, 12] and until == [8, 9, 10, 11]
+    assert [e for _, events in in_batches for e in events] == expected
+    assert all(seq == got[i][0] for i, (seq, _) in zip(_starts(in_batches), in_batches))
     assert [msgspec.structs.replace(e, value=None) if isinstance(e, Result) else e for e in rerun] == [
         Started(offset=0, pid=4200, time=t + 60.01),
         Result(offset=0, pid=4200, time=t + 60.02, value=None),
@@ -133,9 +167,18 @@ def test_format_1_events():
     assert pickle.loads(rerun[1].value.pickle) == {"n": 2, "double": 4}
 
 
-def test_format_1_events_fold_to_its_item_rows():
+def _starts(batches: list) -> list[int]:
+    """The index of each batch's first event in the whole run."""
+    starts, at = [], 0
+    for _, events in batches:
+        starts.append(at)
+        at += len(events)
+    return starts
+
+
+def test_events_fold_to_their_item_rows(fixture):
     """What replay checks for divergence: the reducer over the events gives the recorded items."""
-    with open_recording(FORMAT_1) as r:
+    with open_recording(fixture) as r:
         state = RunState.new(r.run(1).item_count)
         for _, _, event in r.events(1):
             reduce(state, event)
@@ -146,34 +189,43 @@ def test_format_1_events_fold_to_its_item_rows():
     assert [i.result for i in state.items] == [i.result for i in items]
 
 
-def test_reading_never_changes_the_fixture():
-    before = digest(FORMAT_1)
-    with open_recording(FORMAT_1) as r:
+def test_reading_never_changes_the_fixture(fixture):
+    before = digest(fixture)
+    with open_recording(fixture) as r:
         for run in r.runs():
             list(r.events(run.id))
+            list(r.batches(run.id))
             r.items(run.id)
-    assert digest(FORMAT_1) == before
-    assert sorted(p.name for p in RECORDINGS.iterdir()) == ["format-1.db"]  # no -wal, -shm or -journal left
+    assert digest(fixture) == before
+    # no -wal, -shm or -journal left
+    assert sorted(p.name for p in RECORDINGS.iterdir()) == [f"format-{v}.db" for v in VERSIONS]
 
 
-def test_a_new_run_appends_to_a_format_1_recording(tmp_path):
+def test_a_new_run_appends_to_a_recording_in_its_own_format(tmp_path, fixture, version):
     copy = tmp_path / "old.db"
-    shutil.copyfile(FORMAT_1, copy)
-    rec = Recorder.open(copy, make_recordings.header(item_count=0), [], {})
-    rec.finish("succeeded", RunState.new(0))
+    shutil.copyfile(fixture, copy)
+    before = len(open_recording(copy).runs())
+    rec = Recorder.open(copy, make_recordings.header(item_count=1), [{"n": 9}], {})
+    assert rec.format_version == version
+    rec.append_batch(0, T0, [Started(offset=0, pid=1, time=T0), Log(offset=0, pid=1, time=T0, level=20,
+                                                                     logger="x", message="appended")])
+    state = RunState.new(1)
+    rec.finish("interrupted", state)
     with open_recording(copy) as r:
-        assert [run.id for run in r.runs()] == [1, 2, 3]
+        runs = r.runs()
+        assert [run.id for run in runs] == list(range(1, before + 2)) and runs[-1].format_version == version
+        assert [e.message for _, _, e in r.events(runs[-1].id) if isinstance(e, Log)] == ["appended"]
 
 
-def test_the_writer_still_writes_format_1_as_recorded(tmp_path):
-    """Same synthetic run, today's writer: the rows must be those of the fixture.
+def test_the_writer_still_writes_each_format_as_recorded(tmp_path, fixture, version):
+    """Same synthetic runs, today's writer: the rows must be those of the fixture.
 
     If this fails, the writer changed what it stores: that is a format change. Bump
-    FORMAT_VERSION, teach the reader both formats, and add a new fixture next to this one.
+    FORMAT_VERSION, teach the reader every format, and add a new fixture next to this one.
     """
     fresh = tmp_path / "fresh.db"
-    make_recordings.build(fresh)
-    assert make_recordings.rows(fresh) == make_recordings.rows(FORMAT_1)
+    make_recordings.build(fresh, version)
+    assert make_recordings.rows(fresh) == make_recordings.rows(fixture)
 
 
 def schema(path: Path) -> tuple:
@@ -186,29 +238,87 @@ def schema(path: Path) -> tuple:
         conn.close()
 
 
-def test_the_writer_still_creates_format_1_tables_as_recorded(tmp_path):
+def test_the_writer_still_creates_each_format_s_tables_as_recorded(tmp_path, fixture, version):
     """The same table definitions, word for word, whatever sqlite-utils is installed (3.x would
     have declared FLOAT and [names] where the fixture, made with 4.x, has REAL and "names")."""
     fresh = tmp_path / "fresh.db"
-    make_recordings.build(fresh)
-    assert schema(fresh) == schema(FORMAT_1)
+    make_recordings.build(fresh, version)
+    assert schema(fresh) == schema(fixture)
     assert schema(fresh)[1] == APPLICATION_ID
 
 
-def test_a_fresh_recording_reads_with_the_sqlite_utils_cli(tmp_path):
-    """The README's promise, through the real command: plain tables, JSON queryable in SQL."""
+def sqlite_utils(*args: str) -> list:
+    done = subprocess.run([sys.executable, "-m", "sqlite_utils", *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_each_format_reads_with_the_sqlite_utils_cli(tmp_path, version):
+    """The README's promise, through the real command: plain tables, JSON queryable in SQL, and
+    the README's query of the events rows, a table in format 1 and a view in format 2."""
     fresh = tmp_path / "fresh.db"
-    make_recordings.build(fresh)
-
-    def cli(*args: str) -> list:
-        done = subprocess.run([sys.executable, "-m", "sqlite_utils", *args], capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
-
-    counts = {t["table"]: t["count"] for t in cli("tables", str(fresh), "--counts")}
-    assert counts == {"mpmq_meta": 2, "runs": 2, "items": 5, "events": 18}
-    failed = cli("query", str(fresh), "SELECT offset, json_extract(input, '$.n') AS n, error_type FROM items"
-                 " WHERE run_id = 1 AND status = 'failed'")  # fmt: skip
+    make_recordings.build(fresh, version)
+    failed = sqlite_utils("query", str(fresh), "SELECT offset, json_extract(input, '$.n') AS n, error_type FROM items"
+                          " WHERE run_id = 1 AND status = 'failed'")  # fmt: skip
     assert failed == [{"offset": 2, "n": 2, "error_type": "builtins.ValueError"}]
-    indexes = {i["index_name"] for i in cli("indexes", str(fresh), "events")}
-    assert indexes == {"events_by_item", "sqlite_autoindex_events_1"}
+    logs = sqlite_utils("query", str(fresh), "SELECT message FROM events WHERE \"offset\" = 2 AND kind = 'log'"
+                        " AND run_id = 1")  # fmt: skip
+    assert logs == [{"message": "failed to convert 2"}]
+    counts = {t["table"]: t["count"] for t in sqlite_utils("tables", str(fresh), "--counts")}
+    if version == 1:
+        assert counts == {"mpmq_meta": 2, "runs": 2, "items": 5, "events": 18}
+        indexes = {i["index_name"] for i in sqlite_utils("indexes", str(fresh), "events")}
+        assert indexes == {"events_by_item", "sqlite_autoindex_events_1"}
+    else:
+        assert counts == {"mpmq_meta": 2, "runs": 3, "items": 8, "batches": 10, "pickles": 1}
+        assert [v["view"] for v in sqlite_utils("views", str(fresh))] == ["events"]
+        per_run = sqlite_utils("query", str(fresh), "SELECT run_id, count(*) AS n FROM events GROUP BY run_id")
+        assert per_run == [{"run_id": 1, "n": 15}, {"run_id": 2, "n": 3}, {"run_id": 3, "n": 10}]
+
+
+# --- format 2's chunk of items (issue 18) ----------------------------------------------------
+
+FORMAT_2 = RECORDINGS / "format-2.db"
+CHUNKED_RUN = [
+    Started(offset=0, pid=4300, time=T0 + 120.01),
+    Result(offset=0, pid=4300, time=T0 + 120.02, value=Payload(json=10, repr="10")),
+    Done(offset=0, pid=4300, time=T0 + 120.02),
+    Started(offset=1, pid=4300, time=T0 + 120.03),
+    Result(offset=1, pid=4300, time=T0 + 120.04, value=Payload(json={"k": [1, 2]}, repr="{'k': [1, 2]}")),
+    Done(offset=1, pid=4300, time=T0 + 120.04),
+    Started(offset=2, pid=4301, time=T0 + 120.05),
+    Log(offset=2, pid=4301, time=T0 + 120.06, level=20, logger="convert", message="converting 3"),
+    Result(offset=2, pid=4301, time=T0 + 120.07, value=Payload(json=3, repr="3")),
+    Done(offset=2, pid=4301, time=T0 + 120.08),
+]
+
+
+def test_format_2_a_chunk_of_items_reads_as_each_item_s_three_events():
+    with open_recording(FORMAT_2) as r:
+        got = list(r.events(3))
+        only_1 = [(seq, e) for seq, _, e in r.events(3, offsets=[1])]
+        items = r.items(3)
+        run = r.run(3)
+    assert [event for _, _, event in got] == CHUNKED_RUN
+    assert [seq for seq, _, _ in got] == list(range(10))
+    assert [received for _, received, _ in got] == pytest.approx([T0 + 120.051] * 7 + [T0 + 120.081] * 3)
+    assert only_1 == [(3, CHUNKED_RUN[3]), (4, CHUNKED_RUN[4]), (5, CHUNKED_RUN[5])]
+    assert run.status == "succeeded" and [i.result.json for i in items] == [10, {"k": [1, 2]}, 3]
+
+
+def test_format_2_the_events_view_expands_a_chunk_into_rows():
+    conn = sqlite3.connect(f"file:{FORMAT_2}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            'SELECT seq, kind, "offset", pid, worker_time, json_extract(data, \'$.json\') FROM events'
+            " WHERE run_id = 3 ORDER BY seq"
+        ).fetchall()
+    finally:
+        conn.close()
+    assert rows == [
+        (seq, e.__struct_config__.tag, e.offset, e.pid, pytest.approx(e.time),
+         json.dumps(e.value.json, separators=(",", ":")) if isinstance(e.value.json, dict)
+         else e.value.json) if isinstance(e, Result) else
+        (seq, e.__struct_config__.tag, e.offset, e.pid, pytest.approx(e.time), None)
+        for seq, e in enumerate(CHUNKED_RUN)
+    ]  # fmt: skip

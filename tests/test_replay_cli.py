@@ -325,8 +325,17 @@ def garbled(path: Path, good: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def event_field(seq: int, field: str, value: Any) -> Callable[[Path, Path], None]:
+    """A copy of the good recording whose event ``seq`` has ``field`` set to ``value``, in the
+    batch that holds it (a recording keeps a batch's events as one JSON array, issue 18)."""
+    return altered(
+        "UPDATE batches SET events = json_set(events, '$[' || (? - seq) || '].' || ?, ?)"
+        " WHERE seqs IS NULL AND seq <= ? AND ? < seq + count", seq, field, value, seq, seq,
+    )  # fmt: skip
+
+
 def event_of_item(offset: int) -> Callable[[Path, Path], None]:
-    return altered('UPDATE events SET "offset" = ? WHERE seq = 5', offset)
+    return event_field(5, "offset", offset)
 
 
 BAD_FILES = {
@@ -340,9 +349,7 @@ BAD_FILES = {
     ),
     "truncated": (truncated, "truncated or corrupted"),
     "corrupted pages": (garbled, "truncated or corrupted"),
-    "corrupted event": (
-        altered("UPDATE events SET kind = 'teleported' WHERE seq = 5"), "event 5 has kind 'teleported'"
-    ),
+    "corrupted event": (event_field(5, "kind", "teleported"), "event 5 has kind 'teleported'"),
     # an offset the run does not have: the state would fail deep inside (or, -1, fold silently
     # into the last item)
     "event of no item": (event_of_item(99), "corrupted: event 5 is for item 99, but the run has 6 items"),

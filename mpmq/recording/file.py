@@ -1,6 +1,7 @@
 """What a recording file is, and opening one to write a run into (issue 4).
 
-The format: its tables, its version, the checks that recognise an mpmq recording. Both the
+The format: its version and tables (their SQL is ``schema.py``'s), the checks that recognise
+an mpmq recording. Both the
 writer (``writer.py``) and the reader (``reader.py``) take it from here, so they agree on
 what a recording is. Opening to write is the file's side of starting a run: created 0600 if
 new, switched to WAL, given its tables once even when several runs start into it at once; and
@@ -16,99 +17,18 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-FORMAT_VERSION = 1  # the newest format this mpmq reads and the one it writes
+from .schema import APPLICATION_ID, FORMAT_VERSION, TABLES, create_schema
+
+__all__ = [
+    "APPLICATION_ID", "FORMAT_VERSION", "RecordingError", "check_sqlite_file", "check_target", "create_schema",
+    "end_writing", "read_format", "starting_run",
+]  # fmt: skip
+
 SQLITE_MAGIC = b"SQLite format 3\x00"
-APPLICATION_ID = 0x6D706D71  # b"mpmq", in the SQLite header for tools like file(1)
 
 
 class RecordingError(ValueError):
     """A recording cannot be written or read; the one-line message names the file and the problem."""
-
-
-# Format 1's tables, exactly as sqlite-utils 4 declared them when format 1 was released. The
-# text is frozen here rather than generated at run time: a format cannot depend on the installed
-# sqlite-utils (3.x writes FLOAT and [names] where 4.x writes REAL and "names"), and importing
-# sqlite-utils cost ~45 ms, a sixth of a recorded 100,000-log run, before its first worker.
-FORMAT_1_SCHEMA = (
-    """CREATE TABLE "mpmq_meta" (
-   "key" TEXT PRIMARY KEY,
-   "value" TEXT
-)""",
-    """CREATE TABLE "runs" (
-   "id" INTEGER PRIMARY KEY,
-   "format_version" INTEGER,
-   "mpmq_version" TEXT,
-   "python_version" TEXT,
-   "platform" TEXT,
-   "start_method" TEXT,
-   "function" TEXT,
-   "handler" TEXT,
-   "processes_to_start" INTEGER,
-   "error_policy" TEXT,
-   "command_line" TEXT,
-   "started_at" REAL,
-   "ended_at" REAL,
-   "utc_offset" INTEGER,
-   "status" TEXT,
-   "item_count" INTEGER,
-   "succeeded" INTEGER,
-   "failed" INTEGER,
-   "shared_data" TEXT,
-   "shared_data_repr_keys" TEXT,
-   "shared_data_pickle" BLOB,
-   "options" TEXT,
-   "parent_run" INTEGER,
-   "recording_error" TEXT
-)""",
-    """CREATE TABLE "items" (
-   "run_id" INTEGER REFERENCES "runs"("id"),
-   "offset" INTEGER,
-   "input" TEXT,
-   "input_repr" TEXT,
-   "input_pickle" BLOB,
-   "status" TEXT,
-   "pid" INTEGER,
-   "started_at" REAL,
-   "ended_at" REAL,
-   "duration" REAL,
-   "result" TEXT,
-   "result_repr" TEXT,
-   "result_pickle" BLOB,
-   "error_type" TEXT,
-   "error_message" TEXT,
-   "traceback" TEXT,
-   PRIMARY KEY ("run_id", "offset")
-)""",
-    """CREATE TABLE "events" (
-   "run_id" INTEGER REFERENCES "runs"("id"),
-   "seq" INTEGER,
-   "kind" TEXT,
-   "offset" INTEGER,
-   "pid" INTEGER,
-   "worker_time" REAL,
-   "received_at" REAL,
-   "level" INTEGER,
-   "logger" TEXT,
-   "message" TEXT,
-   "data" TEXT,
-   "pickle" BLOB,
-   PRIMARY KEY ("run_id", "seq")
-)""",
-    # "events of run R in order" is the primary key; this one is "events of item N".
-    """CREATE INDEX "events_by_item"
-    ON "events" ("run_id", "offset", "seq")""",
-)  # fmt: skip
-
-
-def create_schema(conn: sqlite3.Connection) -> None:
-    """Format 1's tables in an empty database (inside the caller's transaction)."""
-    for statement in FORMAT_1_SCHEMA:
-        conn.execute(statement)
-    conn.executemany(
-        "INSERT INTO mpmq_meta (key, value) VALUES (?, ?)",
-        [("format_version", str(FORMAT_VERSION)), ("application", "mpmq")],
-    )
-    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
 
 def check_sqlite_file(path: str) -> None:
@@ -146,8 +66,12 @@ def read_format(conn: sqlite3.Connection, path: str) -> int | None:
 
     Refuses a foreign SQLite database and a recording of a newer format.
     """
-    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    # One statement: another run may create the tables between two (a run starting at once).
+    objects = conn.execute("SELECT type, name FROM sqlite_master").fetchall()
+    tables = {name for kind, name in objects if kind == "table"}
     if not tables:
+        if objects:  # views or indexes and no table: nobody's recording
+            raise RecordingError(f"{path} is a SQLite database but not an mpmq recording")
         return None
     if "mpmq_meta" not in tables:
         raise RecordingError(f"{path} is a SQLite database but not an mpmq recording")
@@ -161,16 +85,39 @@ def read_format(conn: sqlite3.Connection, path: str) -> int | None:
             f"{path} is a recording in format {version}, newer than this mpmq reads "
             f"(up to {FORMAT_VERSION}): upgrade mpmq to read it"
         )
-    missing = {"runs", "items", "events"} - tables
+    # Tables, not views: a reader only ever selects from these, and a crafted file could make
+    # a view of one that never ends (a recursive WITH).
+    missing = set(TABLES.get(version, ("runs", "items", "events"))) - tables
     if version < 1 or missing:
         raise RecordingError(f"{path} is not a valid mpmq recording (format {version}, missing {sorted(missing)})")
     return version
 
 
+def check_target(path: str) -> bool:
+    """Refuse, before anything else happens, a path ``starting_run`` could not record to; True
+    if the file is new (then created here, empty, 0600, and removed again if starting fails).
+
+    What a run checks before its first worker starts, when it starts its recording later.
+    """
+    created = _create_or_check(path)
+    if not created:
+        try:
+            conn = sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True)
+            try:
+                read_format(conn, path)
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise RecordingError(f"cannot record to {path}: {exc}") from None
+    return created
+
+
 @contextlib.contextmanager
-def starting_run(path: str) -> Iterator[sqlite3.Connection]:
+def starting_run(path: str, created: bool | None = None) -> Iterator[tuple[sqlite3.Connection, int]]:
     """A connection to ``path`` in WAL mode, inside a ``BEGIN IMMEDIATE`` transaction, with
-    format 1's tables, for the body to write a run's first rows; committed at the end of it.
+    the file's format version, for the body to write a run's first rows; committed at the end
+    of it. A new file gets the newest format; a run added to an older file is written in that
+    file's format, so that every file holds one format.
 
     One transaction: a run is in the file with all its items, or not at all. Raises
     ``RecordingError`` (naming the file) before anything is written when the path cannot be
@@ -178,7 +125,8 @@ def starting_run(path: str) -> Iterator[sqlite3.Connection]:
     a file created here is removed again if anything fails. A new file is made readable by
     its owner only (0600).
     """
-    created = _create_or_check(path)
+    if created is None:
+        created = _create_or_check(path)
     conn = None
     try:
         # A URI, so that no name (":memory:", "file:...") is taken as anything but a file.
@@ -194,9 +142,11 @@ def starting_run(path: str) -> Iterator[sqlite3.Connection]:
         # Read the format again inside the transaction: another run may have created the
         # tables meanwhile.
         conn.execute("BEGIN IMMEDIATE")
-        if read_format(conn, path) is None:
+        version = read_format(conn, path)
+        if version is None:
             create_schema(conn)
-        yield conn
+            version = FORMAT_VERSION
+        yield conn, version
         conn.commit()
     except (sqlite3.Error, OSError) as exc:
         _abandon(conn, path, created)

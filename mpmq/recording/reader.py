@@ -8,7 +8,8 @@ and ``mpmq.payload.load(payload, allow_pickle)`` decides. Every problem is one
 ``RecordingError`` line naming the file.
 
 The format (its tables, its version, the checks that recognise it) is ``file.py``'s,
-shared with the writer (``writer.py``).
+shared with the writer (``writer.py``); the events of a run, in either format, are read by
+``events_read.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Any
 
 import msgspec
 
-from ..events import AnyEvent, Done, Error, Log, Payload, Result, Started
+from ..events import AnyEvent, Payload
+from .events_read import EventReader, payload_fields
 from .file import FORMAT_VERSION, RecordingError, check_sqlite_file, read_format
 
 __all__ = ["FORMAT_VERSION", "ItemRecord", "Recording", "RecordingError", "RunInfo", "open_recording"]
@@ -80,7 +82,6 @@ class ItemRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _JSON_RUN_COLUMNS = ("command_line", "shared_data", "shared_data_repr_keys", "options")
-_EVENT_TYPES: dict[str, type] = {"started": Started, "log": Log, "result": Result, "error": Error, "done": Done}
 
 
 class Recording:
@@ -90,6 +91,7 @@ class Recording:
         self.path = path
         self.format_version = format_version
         self._conn = conn
+        self._event_reader = EventReader(path, conn, format_version)
 
     def __enter__(self) -> Recording:
         return self
@@ -148,75 +150,19 @@ class Recording:
         Events are read lazily, so a long run is never all in memory.
         """
         run = self.run(run_id)
-        run_id, count = run.id, self._item_count(run)
-        sql = (
-            'SELECT seq, kind, "offset", pid, worker_time, received_at, level, logger, message, data, pickle'
-            " FROM events WHERE run_id = ?"
-        )
-        params: list[Any] = [run_id]
-        wanted = None
-        if offsets is not None:
-            wanted = {int(offset) for offset in offsets}
-            if len(wanted) <= 500:  # beyond SQLite's variable limit, filter here instead
-                sql += f' AND "offset" IN ({", ".join("?" * len(wanted))})'
-                params.extend(sorted(wanted))
-        if until is not None:
-            sql += " AND seq <= ?"
-            params.append(int(until))
-        sql += " ORDER BY seq"
-        return self._events(sql, params, wanted, count)
+        return self._event_reader.events(run.id, self._item_count(run), offsets, until)
 
-    # -- internals --
+    def batches(
+        self, run_id: int | None = None, offsets: Collection[int] | None = None, until: int | None = None
+    ) -> Iterator[tuple[int, float, list[AnyEvent]]]:
+        """``(first seq, received_at, events)``: ``events`` in batches as the live parent
+        received them, numbered on from ``first seq``; for a reader that takes them in bulk.
 
-    def _events(
-        self, sql: str, params: list[Any], wanted: set[int] | None, count: int
-    ) -> Iterator[tuple[int, float, AnyEvent]]:
-        retried: dict[int, int] = {}  # issue 19: offset -> its attempts that were run again
-        try:
-            cursor = self._conn.execute(sql, params)
-            while True:
-                rows = cursor.fetchmany(2000)
-                if not rows:
-                    return
-                for row in rows:
-                    if wanted is None or row[2] in wanted:
-                        seq, received_at, event = self._event(row, count)
-                        if retried:
-                            event = _with_attempt(event, retried)
-                        if type(event) is Error and event.retrying:
-                            retried[event.offset] = retried.get(event.offset, 0) + 1
-                        yield seq, received_at, event
-        except sqlite3.DatabaseError as exc:
-            raise self._corrupted(exc) from None
-
-    def _event(self, row: sqlite3.Row, count: int) -> tuple[int, float, AnyEvent]:
-        seq, kind, offset, pid, worker_time, received_at, level, logger, message, data, pickled = row
-        if type(seq) is not int or type(received_at) not in (float, int):
-            raise RecordingError(f"{self.path} is corrupted: event row {seq!r} received at {received_at!r}")
-        if type(offset) is int and not 0 <= offset < count:  # not an int: convert below says so
-            raise RecordingError(
-                f"{self.path} is corrupted: event {seq} is for item {offset}, but the run has {count} items"
-            )
-        cls = _EVENT_TYPES.get(kind)
-        if cls is None:
-            raise RecordingError(
-                f"{self.path}: event {seq} has kind {kind!r}, unknown to this mpmq (recorded by a newer one?)"
-            )
-        fields: dict[str, Any] = {"offset": offset, "pid": pid, "time": worker_time}
-        try:
-            extra = _decode(data) if data is not None else {}
-            if cls is Log:
-                fields.update(level=level, logger=logger, message=message, exc_text=extra.get("exc_text"))
-            elif cls is Result:
-                fields["value"] = _payload(extra.get("json", msgspec.UNSET), extra.get("repr"), pickled)
-            elif cls is Error:
-                fields.update(message=message, exception=pickled, type=extra.get("type"))
-                fields["traceback"] = extra.get("traceback", "")
-                fields.update(retryable=extra.get("retryable", False), retrying=extra.get("retrying", False))
-            # convert validates every field's type: a crafted row cannot smuggle in odd values.
-            return seq, float(received_at), msgspec.convert(fields, cls)
-        except (msgspec.MsgspecError, AttributeError, TypeError) as exc:
-            raise RecordingError(f"{self.path} is corrupted: event {seq}: {exc}") from None
+        The same events as ``events`` gives one by one, in the same order; a batch may be
+        split where its events' sequence numbers are not consecutive.
+        """
+        run = self.run(run_id)
+        return self._event_reader.batches(run.id, self._item_count(run), offsets, until)
 
     def _run_info(self, row: sqlite3.Row) -> RunInfo:
         fields = dict(zip(row.keys(), row))
@@ -238,13 +184,13 @@ class Recording:
             return msgspec.convert(
                 {
                     "offset": row["offset"],
-                    "input": _payload(_json_or_unset(row["input"]), row["input_repr"], row["input_pickle"]),
+                    "input": payload_fields(_json_or_unset(row["input"]), row["input_repr"], row["input_pickle"]),
                     "status": row["status"],
                     "pid": row["pid"],
                     "started_at": row["started_at"],
                     "ended_at": row["ended_at"],
                     "duration": row["duration"],
-                    "result": _payload(_json_or_unset(row["result"]), row["result_repr"], row["result_pickle"])
+                    "result": payload_fields(_json_or_unset(row["result"]), row["result_repr"], row["result_pickle"])
                     if has_result
                     else None,
                     "error_type": row["error_type"],
@@ -284,6 +230,8 @@ def open_recording(path: str | os.PathLike[str]) -> Recording:
         # mode=ro: never create, never write (a missing file fails instead of appearing).
         conn = sqlite3.connect(f"{Path(os.path.abspath(name)).as_uri()}?mode=ro", uri=True)
         conn.row_factory = sqlite3.Row
+        # A file's own views and triggers are never run with functions that have side effects.
+        conn.execute("PRAGMA trusted_schema = OFF")
         version = read_format(conn, name)
         if version is None:
             raise RecordingError(f"{name} is an empty SQLite database, not an mpmq recording")
@@ -298,22 +246,5 @@ def open_recording(path: str | os.PathLike[str]) -> Recording:
         raise
 
 
-def _with_attempt(event: AnyEvent, retried: dict[int, int]) -> AnyEvent:
-    """Format 1 has no column for a start's attempt (issue 19): it is one more than the item's
-    attempts that ended ``retrying`` before it (counted so, not by earlier starts: a killed
-    worker's start may never have reached the parent)."""
-    if type(event) is Started and event.offset in retried:
-        return msgspec.structs.replace(event, attempt=retried[event.offset] + 1)
-    return event
-
-
 def _json_or_unset(text: str | None) -> Any:
     return msgspec.UNSET if text is None else _decode(text)
-
-
-def _payload(json_value: Any, text: str | None, pickled: bytes | None) -> dict[str, Any]:
-    """A Payload's fields, for msgspec.convert to validate (``json`` omitted when absent)."""
-    fields: dict[str, Any] = {"repr": text, "pickle": pickled}
-    if json_value is not msgspec.UNSET:
-        fields["json"] = json_value
-    return fields

@@ -12,6 +12,8 @@ import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..payload import json_exact
+
 REDACTED = "[redacted]"
 DEFAULT_PATTERNS = frozenset(
     ("password", "passwd", "secret", "token", "api_key", "apikey", "auth", "credential", "private_key")
@@ -83,6 +85,44 @@ def _redact(value: Any, patterns: frozenset[str], depth: int) -> Any:
             return value
         return new_items if isinstance(value, list) else tuple(new_items)
     return value
+
+
+def redacted_for_json(value: Any, patterns: frozenset[str]) -> tuple[Any, bool]:
+    """``redact(value, patterns)``, and whether JSON holds the redacted value exactly
+    (``payload.json_or_unset``'s rule), found in the same walk (issue 18, point 6: an input
+    goes into the file in one pass, redacted, then encoded)."""
+    if not patterns:
+        return value, json_exact(value)
+    return _redact_for_json(value, patterns, 0)
+
+
+def _redact_for_json(value: Any, patterns: frozenset[str], depth: int) -> tuple[Any, bool]:
+    # What _redact and payload.json_exact do, at once: every branch gives _redact's value and
+    # json_exact's verdict on it.
+    if depth > 50 or type(value) in _LEAVES:
+        return value, json_exact(value, depth)
+    if type(value) is dict or isinstance(value, Mapping):
+        changed, exact = False, True
+        out = {}
+        for key, item in value.items():
+            if is_secret(key, patterns):
+                new, fits = REDACTED, True
+            else:
+                new, fits = _redact_for_json(item, patterns, depth + 1)
+            changed = changed or new is not item
+            exact = exact and fits and type(key) is str
+            out[key] = new
+        result = out if changed else value
+        return result, exact and type(result) is dict
+    if isinstance(value, (list, tuple)):
+        walked = [_redact_for_json(item, patterns, depth + 1) for item in value]
+        if all(new is old for (new, _), old in zip(walked, value)):
+            result = value
+        else:
+            new_items = [new for new, _ in walked]
+            result = new_items if isinstance(value, list) else tuple(new_items)
+        return result, type(result) is list and all(fits for _, fits in walked)
+    return value, False
 
 
 def redact_argv(argv: Iterable[str], patterns: frozenset[str]) -> list[str]:

@@ -19,7 +19,7 @@ import msgspec
 from ..events import AnyEvent, Done, Error, Log, Payload, Result, Started
 from ..payload import for_rest, is_wire_int, json_or_unset, safe_repr
 from .file import FORMAT_VERSION
-from .redact import is_secret, redact, redact_argv
+from .redact import is_secret, redact, redact_argv, redacted_for_json
 
 HEADER_KEYS = (
     "mpmq_version", "python_version", "platform", "start_method", "function", "handler",
@@ -235,9 +235,18 @@ def general_rest(live: Payload, keep_pickle: bool) -> Rest:
 
 
 def input_columns(value: Any, patterns: frozenset[str], keep_pickle: bool) -> tuple:
-    """An item's ``input``, ``input_repr`` and ``input_pickle`` columns, redacted."""
-    rest = for_rest(redact(value, patterns), keep_pickle)
-    return checked_json_text(rest.json), clean_text(rest.repr), rest.pickle
+    """An item's ``input``, ``input_repr`` and ``input_pickle`` columns, redacted: one walk
+    redacts it and says whether JSON holds it, then it is encoded (issue 18, point 6)."""
+    redacted, exact = redacted_for_json(value, patterns)
+    pickled = _pickled(redacted) if keep_pickle else None
+    return checked_json_text(redacted if exact else msgspec.UNSET), clean_text(safe_repr(redacted)), pickled
+
+
+def _pickled(value: Any) -> bytes | None:
+    try:
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # unpicklable values are still recorded by repr
+        return None
 
 
 _PLAIN = frozenset((str, int, bool, type(None)))
@@ -278,13 +287,14 @@ def insert_run(
     shared: Any,
     patterns: frozenset[str],
     keep_pickle: bool,
+    version: int = FORMAT_VERSION,
 ) -> int:
     """Insert the run's header row (status ``running``) and return its id."""
     row = {key: header.get(key) for key in HEADER_KEYS}
     row["item_count"] = len(inputs) if row["item_count"] is None else row["item_count"]
     shared_json, repr_keys, shared_pickle = shared_columns(redact(shared, patterns), keep_pickle)
     row.update(
-        format_version=FORMAT_VERSION,
+        format_version=version,
         status="running",
         command_line=loose_json(redact_argv(row["command_line"] or [], patterns)),
         options=loose_json(redact(row["options"] or {}, patterns)),

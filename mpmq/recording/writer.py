@@ -14,8 +14,10 @@ A recording is never worth a run: a write that fails mid-run (disk full, sqlite 
 the recording, keeps the reason in ``Recorder.failure`` for the engine to report, and never
 raises into the run.
 
-The tables are format 1's, as ``file.py`` freezes them; rows go in through multi-row
-INSERTs on the raw connection, several times faster than sqlite-utils' ``insert_all``.
+A new file is written in format 2 (``file.py``): one row per received batch, its events as
+a JSON array (``batches.py``). A run added to a format 1 file is written in format 1, one row
+per event (``rows.py``), so that a file holds one format. Rows go in on the raw connection,
+several times faster than sqlite-utils' ``insert_all``.
 """
 
 from __future__ import annotations
@@ -25,15 +27,17 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .. import fork_guard
-from ..events import AnyEvent, Result
+from ..events import AnyEvent, Result, expand
+from ..payload import is_wire_int
 from ..state import ItemState, RunState
-from .file import FORMAT_VERSION, RecordingError, end_writing, starting_run
+from .batches import INSERT_BATCH, INSERT_PICKLE, BatchRows, rest_cache
+from .file import FORMAT_VERSION, RecordingError, check_target, end_writing, starting_run
 from .redact import RedactOption, patterns_for
-from .rows import HEADER_KEYS, EventInserts, Rest, clean_text, insert_run, item_inputs, max_variables, rest_payload
+from .rows import HEADER_KEYS, EventInserts, clean_text, insert_run, item_inputs, max_variables, rest_payload
 
 __all__ = ["Recorder", "RecordingError", "FORMAT_VERSION", "RUN_STATUSES"]
 
@@ -59,22 +63,28 @@ _UPDATE_RUN = "UPDATE runs SET ended_at = ?, status = ?, succeeded = ?, failed =
 class Recorder:
     """Appends one run's events to a recording; see the module docstring."""
 
-    def __init__(self, path: str, conn: sqlite3.Connection, run_id: int, keep_pickle: bool) -> None:
+    def __init__(
+        self, path: str, conn: sqlite3.Connection | None, run_id: int | None, keep_pickle: bool,
+        version: int = FORMAT_VERSION,
+    ) -> None:
         self.path = path
-        self.run_id = run_id
         self.failure: str | None = None
         self.committed = 0  # events safely in the file
-        self._conn: sqlite3.Connection | None = conn
+        self._conn: sqlite3.Connection | None = None
         self._keep_pickle = keep_pickle
         self._buffer: list[tuple[int, float, Sequence[AnyEvent]]] = []  # batches: first seq, time, events
         self._buffered_events = 0
         self._next_commit = 0.0
-        self._rest: dict[int, Rest] = {}
-        self._inserts = EventInserts(run_id, max_variables(conn))
+        self._rest, self._rest_of = rest_cache(keep_pickle)
+        self._pending_start: Callable[[], tuple[sqlite3.Connection, int, int]] | None = None
+        self.run_id: int | None = None
+        if conn is not None and run_id is not None:
+            self._started(conn, run_id, version)
         self._buffer_lock = threading.Lock()  # the engine appends while the writer thread takes
         self._write_lock = threading.Lock()
         self._writer: threading.Thread | None = None
-        self._wake = threading.Event()
+        self._wake = threading.Event()  # commit now: the buffer is full, or the run ends
+        self._arrived = threading.Event()  # the buffer is no longer empty
         self._stopping = False
 
     def write_in_background(self) -> None:
@@ -84,13 +94,19 @@ class Recorder:
         while the disk works: workers never wait on the disk, and the run's wall time barely
         grows. ``maybe_commit`` is then unnecessary; ``finish`` stops the thread.
         """
-        if self._writer is None and self._conn is not None:
+        if self._writer is None and (self._conn is not None or self._pending_start is not None):
             self._writer = threading.Thread(target=self._write_periodically, name="mpmq-recorder", daemon=True)
             fork_guard.guard(self._write_lock)  # held whenever the thread is inside SQLite
             self._writer.start()
 
     def _write_periodically(self) -> None:
+        self._flush()  # starts the run in the file, if that waits (``open(start_later=True)``)
         while not self._stopping:
+            # Asleep while nothing is buffered (issue 18: a run whose items sleep costs the
+            # parent no CPU), then everything buffered is committed within COMMIT_INTERVAL.
+            self._arrived.clear()
+            if not self._buffer and not self._stopping:
+                self._arrived.wait()
             self._wake.wait(COMMIT_INTERVAL)
             self._wake.clear()
             self._flush()
@@ -100,6 +116,7 @@ class Recorder:
         if writer is not None:
             self._stopping = True
             self._wake.set()
+            self._arrived.set()
             writer.join()
             fork_guard.unguard(self._write_lock)
 
@@ -107,29 +124,61 @@ class Recorder:
     def open(
         cls,
         path: str | os.PathLike[str],
-        header: Mapping[str, Any],
+        header: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
         inputs: Sequence[Any],
         shared_data: Mapping[str, Any] | None,
         *,
         redact: RedactOption = True,
         keep_pickle: bool = False,
+        start_later: bool = False,
     ) -> Recorder:
         """Check the file, start a run in it and return its recorder.
 
         Raises ``RecordingError`` (naming the file) before anything is written when the path
         cannot be written, or holds something other than an mpmq recording of this format or
         an older one. A new file is made readable by its owner only (0600).
+
+        ``start_later``: only check now; the run's rows (its header, every item's input) are
+        written by the recorder's thread once ``write_in_background`` starts it, or by the
+        first write. Issue 18: starting a recording (the file's log, its tables, its rows)
+        must not delay the first item; a failure then is a recording failure, like any other.
+        ``header`` may then be a function that returns it, called then.
         """
-        unknown = set(header) - set(HEADER_KEYS)
-        if unknown:
-            raise ValueError(f"unknown run header keys: {sorted(unknown)}")
+        if not callable(header):
+            _check_header(header)
         patterns = patterns_for(redact)
         path = os.path.abspath(os.fsdecode(path)) if os.fspath(path) else ""
-        with starting_run(path) as conn:
-            run_id = insert_run(conn, header, inputs, shared_data, patterns, keep_pickle)
-            for sql, rows in item_inputs(run_id, inputs, patterns, keep_pickle, max_variables(conn)):
-                conn.executemany(sql, rows)
-        return cls(path, conn, run_id, keep_pickle)
+        created = check_target(path)
+
+        def start() -> tuple[sqlite3.Connection, int, int]:
+            with starting_run(path, created) as (conn, version):  # a new file goes if this fails
+                row = _check_header(header() if callable(header) else header)
+                run_id = insert_run(conn, row, inputs, shared_data, patterns, keep_pickle, version)
+                for sql, rows in item_inputs(run_id, inputs, patterns, keep_pickle, max_variables(conn)):
+                    conn.executemany(sql, rows)
+            return conn, run_id, version
+
+        if not start_later:
+            conn, run_id, version = start()
+            return cls(path, conn, run_id, keep_pickle, version)
+        recorder = cls(path, None, None, keep_pickle)
+        recorder._pending_start = start
+        return recorder
+
+    def _started(self, conn: sqlite3.Connection, run_id: int, version: int) -> None:
+        self._conn, self.run_id, self.format_version = conn, run_id, version
+        self._inserts = EventInserts(run_id, max_variables(conn)) if version == 1 else None
+        self._batch_rows = BatchRows(run_id, self._rest_of, self._keep_pickle)
+
+    def _start_pending(self) -> None:
+        """The run's first rows, if ``open(start_later=True)`` left them to write (write lock held)."""
+        start, self._pending_start = self._pending_start, None
+        if start is None:
+            return
+        try:
+            self._started(*start())
+        except Exception as exc:
+            self._fail(exc, "as the run started")
 
     # -- hot path --
 
@@ -140,8 +189,11 @@ class Recorder:
     def append_batch(self, first_seq: int, received_at: float, events: Sequence[AnyEvent]) -> None:
         """Buffer events received together, numbered from ``first_seq``: one call, not one per event."""
         with self._buffer_lock:
+            was_empty = not self._buffer
             self._buffer.append((first_seq, received_at, events))
             self._buffered_events += len(events)
+        if was_empty:
+            self._arrived.set()
         self._buffered()
 
     def _buffered(self) -> None:
@@ -170,10 +222,10 @@ class Recorder:
         """Flush, write the item rows and the run's outcome from ``state``, and close."""
         if status not in RUN_STATUSES:
             raise ValueError(f"run status must be one of {RUN_STATUSES}, not {status!r}")
-        if self._conn is None:
-            return
         self._stop_writer()
         self._flush()
+        if self._conn is None:
+            return
         if self.failure is None:
             try:
                 # One transaction: a run that says it ended has its item rows.
@@ -189,13 +241,13 @@ class Recorder:
 
     def close(self) -> None:
         """Commit what is buffered and close the file; closing again does nothing."""
+        self._stop_writer()
+        self._flush()
         conn = self._conn
         if conn is None:
             return
-        self._stop_writer()
-        self._flush()
         self._conn = None
-        self._rest = {}
+        self._rest.clear()
         self.append = self.append_batch = self.maybe_commit = _ignore  # type: ignore[method-assign]
         end_writing(conn)
 
@@ -203,6 +255,7 @@ class Recorder:
 
     def _flush(self) -> None:
         with self._write_lock:
+            self._start_pending()
             with self._buffer_lock:
                 batches, self._buffer = self._buffer, []
                 self._buffered_events = 0
@@ -217,7 +270,11 @@ class Recorder:
                 self.committed += size
 
     def _event_statements(self, batches: list[tuple[int, float, Sequence[AnyEvent]]]) -> list[tuple[str, list]]:
-        return self._inserts.statements(batches, self._rest_of, self._keep_pickle)
+        if self._inserts is not None:  # a format 1 file: a row per event, so a Ran chunk as its events
+            expanded = [(seq, received_at, expand(events)) for seq, received_at, events in batches]
+            return self._inserts.statements(expanded, self._result_rest, self._keep_pickle)
+        rows, pickles = self._batch_rows.rows(batches)
+        return [(INSERT_BATCH, rows), (INSERT_PICKLE, pickles)] if pickles else [(INSERT_BATCH, rows)]
 
     def _write(self, *statements: tuple[str, list]) -> None:
         """executemany each statement in one transaction; retried with cleaned text if need be."""
@@ -239,19 +296,26 @@ class Recorder:
             _rollback_quietly(conn)
             raise
 
-    def _rest_of(self, event: Result) -> Rest:
+    def _result_rest(self, event: Result) -> Any:
         """The result as it rests: unpickled here (our own process tree), described by for_rest."""
-        cached = self._rest.get(event.offset)
-        if cached is not None and cached.live is event.value:
-            return cached
-        rest = rest_payload(event.value, self._keep_pickle)
-        self._rest[event.offset] = rest
-        return rest
+        return self._rest_of(event.offset, event.value)
 
     def _item_updates(self, state: RunState) -> list[tuple[str, list]]:
         """UPDATEs of the item rows; a plain success (the common case) binds only what it has."""
         plain, other = [], []
+        keep = self._keep_pickle
         for item in state.items:
+            result = item.result
+            if result is None and item.error is None and item.pid is None and item.status == "pending":
+                continue  # never started: its row is as the run's start wrote it
+            if not keep and item.error is None and result is not None and result.pickle is None and result.repr is None:
+                # None and counts, as rows.scalar_rest keeps them, without building it (issue 18)
+                value = result.json
+                if value is None or (type(value) is int and is_wire_int(value)):
+                    shown = repr(value)
+                    plain.append((item.status, item.pid, item.started_at, item.ended_at, item.duration,
+                                  "null" if value is None else shown, shown, item.offset))  # fmt: skip
+                    continue
             row = self._item_row(item)
             if item.error is None and row[7] is None:  # no error, no pickle: the NULLs stay NULL
                 plain.append((*row[:7], item.offset))
@@ -295,6 +359,13 @@ class Recorder:
             self._conn.commit()
         except Exception:  # the disk that failed before may well fail again: the engine reports it
             _rollback_quietly(self._conn)
+
+
+def _check_header(header: Mapping[str, Any]) -> Mapping[str, Any]:
+    unknown = set(header) - set(HEADER_KEYS)
+    if unknown:
+        raise ValueError(f"unknown run header keys: {sorted(unknown)}")
+    return header
 
 
 def _pieces(batches: list[tuple[int, float, Sequence[AnyEvent]]], limit: int) -> Any:

@@ -90,7 +90,8 @@ def error_event(offset: int, pid: int, exc: BaseException, from_item: bool = Fal
         pickled = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:  # unpicklable exceptions still travel as type, message and traceback
         pickled = None
-    return Error(offset, pid, time.time(), qualified_name(type(exc)), message, text, pickled, retryable)
+    return Error(offset, pid, time.time(), qualified_name(type(exc)), message, text, pickled,
+                 retryable=retryable, args=payload.json_args(exc))
 
 
 class _NoSlot:
