@@ -205,3 +205,10 @@ def test_worked_example_commands_run(block: Block, tmp_path: Path) -> None:
                 assert line in actual, (
                     f"README line {shown.line}: {line!r} is not in the output of `{command}`:\n{outputs[command]}"
                 )
+
+
+def test_packages_are_named_by_name_not_by_a_registry_address():
+    """The README names packages (``distributed``, upstream ``mpmq`` 0.7.0) by name: a
+    registry's web address is not a name, and it moves."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert not re.findall(r"https?://(?:www\.)?(?:pypi\.org|pypi\.python\.org|npmjs\.com)\S*", text)
