@@ -22,6 +22,8 @@ Fields common to every event:
 - ``pid``: the worker process that ran the item (for events the parent makes on a worker's
   behalf, such as a crash, the pid of the worker concerned; 0 when no worker was involved).
 - ``time``: the worker's wall-clock time (``time.time()``) when the event happened.
+- ``worker``: where the worker runs, when that is not this machine (a Dask worker's address,
+  issue 17); ``None`` for local workers and in recordings made before it existed.
 """
 
 from __future__ import annotations
@@ -31,7 +33,17 @@ from typing import Any
 import msgspec
 
 
-class Event(msgspec.Struct, frozen=True, tag_field="kind", gc=False):
+class _Origin(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """Fields every event has that are given by keyword, after any event's own fields.
+
+    Keyword-only, so an optional field can be common to every event without following
+    each event's required fields (msgspec orders a base's keyword-only fields last).
+    """
+
+    worker: str | None = None
+
+
+class Event(_Origin, frozen=True, tag_field="kind", gc=False):
     """Base of every event; see the module docstring for the common fields."""
 
     offset: int
@@ -112,8 +124,10 @@ class Ran(Event, frozen=True, tag="ran"):
     ended: float
 
     def expanded(self) -> list[AnyEvent]:
-        return [Started(self.offset, self.pid, self.time), Result(self.offset, self.pid, self.ended, self.value),
-                Done(self.offset, self.pid, self.ended)]
+        worker = self.worker
+        return [Started(self.offset, self.pid, self.time, worker=worker),
+                Result(self.offset, self.pid, self.ended, self.value, worker=worker),
+                Done(self.offset, self.pid, self.ended, worker=worker)]
 
 
 AnyEvent = Started | Log | Result | Error | Done
