@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from . import outcomes, validate
+from . import backends, outcomes, validate
 from .backends.local.pool import WorkerPool
 from .calling import call_style
 from .errors import RunFailed
@@ -52,8 +52,11 @@ class Engine:
         item_timeout: float | None = None,
         stop_on_error: bool = False,
         max_items_per_worker: int | None = None,
+        cluster: Any = None,
     ) -> None:
         validate.check_function(function)
+        self.cluster = backends.cluster_option(cluster)  # None: this machine's processes
+        validate.check_cluster_options(self.cluster, context, max_items_per_worker)
         validate.check_positive("item_timeout", item_timeout)
         validate.check_positive("max_items_per_worker", max_items_per_worker, int)
         self.function = function
@@ -78,6 +81,7 @@ class Engine:
         self._record_options: dict = {}
         self._replay: Any = None
         self._allow_pickle = True
+        self._link: Any = None  # the connection to a cluster, for a run with ``cluster``
         self.recording_error: str | None = None
 
     # -- the typed-event handler -------------------------------------------------------------
@@ -233,12 +237,21 @@ class Engine:
         workers = validate.worker_count(self.processes_to_start, len(items))
         style = self._call_style()
         validate.check_arguments(self.function, style, items, shared)
-        validate.check_picklable(self.function, shared, items, self.context.get_start_method())
-        if self._record_options.get("path") is not None:
-            from .recording.session import open_recorder
+        if self.cluster is None:
+            validate.check_picklable(self.function, shared, items, self.context.get_start_method())
+        else:  # reached before the recording opens: the run's row names its scheduler
+            backends.check_leaves_machine(items, shared)
+            self._link = backends.connect_cluster(self.cluster, workers)
+        try:
+            if self._record_options.get("path") is not None:
+                from .recording.session import open_recorder
 
-            self._recorder = open_recorder(self, items, shared, workers)
-        self._source = self._live_source(items, shared, workers, style)
+                self._recorder = open_recorder(self, items, shared, workers)
+            self._source = self._live_source(items, shared, workers, style)
+        except BaseException:
+            if self._link is not None:
+                self._link.close()
+            raise
         try:
             self._source.start()
         finally:
@@ -252,12 +265,27 @@ class Engine:
         The one seam between the engine and its workers: another source of events (workers
         on other machines, say) implements ``sources.EventSource`` and is returned here.
         """
+        if self._link is not None:  # a Dask cluster (issue 17)
+            link, self._link = self._link, None  # the backend closes it from now on
+            backend = backends.cluster_backend(
+                link, self.function, items, shared, workers=workers, style=style,
+                item_timeout=self.item_timeout, stop_on_error=self.stop_on_error,
+            )
+            return LiveSource(backend)  # type: ignore[arg-type]
         pool = WorkerPool(
             self.function, items, shared, workers=workers, context=self.context, style=style,
             max_items_per_worker=self.max_items_per_worker, item_timeout=self.item_timeout,
             stop_on_error=self.stop_on_error,
         )
         return LiveSource(pool)
+
+    @property
+    def backend_options(self) -> dict:
+        """What a recording's run row says about where the run ran (issue 17): nothing locally."""
+        link = self._link
+        if link is None:
+            return {}
+        return {"backend": "dask", "cluster": link.kind, "scheduler": link.address}
 
     def _call_style(self) -> str:
         return call_style(self.function)

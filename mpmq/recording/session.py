@@ -55,6 +55,7 @@ def open_recorder(engine: Any, items: list, shared: Mapping, workers: int) -> Re
             "item_timeout": engine.item_timeout,
             "max_items_per_worker": engine.max_items_per_worker,
             "record_pickle": bool(options.get("keep_pickle")),
+            **getattr(engine, "backend_options", {}),  # a cluster run: the backend and scheduler
         },
         "parent_run": options.get("parent_run"),
     }

@@ -1,0 +1,442 @@
+"""The Dask backend: items run as tasks on a Dask cluster, their events come back on a topic.
+
+    parent (this module)                       Dask worker (task.py)
+    pending offsets --client.submit(chunk)-->  run_chunk: ItemRunner per item
+    receive() <--[task id, batch no, events]-- worker.log_event(topic)   (via the scheduler)
+    receive() <--(task id, batches sent | exception)-- the task's future, when it ends
+
+``receive`` is the parent's one blocking point: one queue that the topic's subscription and
+the futures' callbacks both feed, waited on with a timeout only when an item deadline is due.
+At most ``workers`` tasks are in flight, so ``processes_to_start`` still caps how many items
+run at once; small items travel in chunks (one task per ~``CHUNK_SECONDS`` of work), since a
+Dask task costs milliseconds (issue 17).
+
+Which task runs which item, and which item each task is running, is known from the events
+themselves. A task's future ends with the number of event batches it sent, so the task is
+retired only once all of them arrived. A failed future means:
+
+- ``KilledWorker`` (its worker died): the item it was running fails with ``WorkerDied``
+  naming the worker's address and its last log lines; the items it had not started are run
+  again elsewhere (an item killing workers before its start is seen fails at its second try);
+- any other exception (the task could not run at all): each of its items fails with it.
+
+A scheduler that re-runs the task of a dead worker itself (``allowed-failures`` above 0) is
+seen by the task's batches counting from 1 again: the re-run is announced on the item and
+counted as a new attempt; on such a scheduler every item is a task of its own, so that no item
+that already finished runs again with it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import CancelledError
+from typing import Any
+
+import msgspec
+
+from ...errors import ItemCancelled, ItemTimeout, WorkerDied, qualified_name
+from ...events import Done, Error, Log, Started, decode_batch
+from ..item_runner import error_event
+from .link import ClusterLink
+from .task import run_chunk
+
+MAX_CHUNK = 500
+CHUNK_SECONDS = 0.05  # the least work a task holds once item times are known: a task costs ms
+LAST_LOG_LINES = 5
+RESTART_TIMEOUT = 30.0
+_ATTEMPT = "attempt" in Started.__struct_fields__  # retries (issue 19) number an item's runs
+
+
+class _Task:
+    """One submitted chunk: what it holds and what its events said so far."""
+
+    __slots__ = ("id", "offsets", "future", "received", "expected", "ended", "running", "began", "worker",
+                 "pid", "last_logs", "last_batch", "runs")
+
+    def __init__(self, task_id: int, offsets: list[int], future: Any) -> None:
+        self.id = task_id
+        self.offsets = offsets
+        self.future = future
+        self.received = 0  # batches received from its current run
+        self.expected: int | None = None  # batches it sent, once its future ended
+        self.ended = False  # its future ended (its slot is free)
+        self.running: int | None = None  # the item started and not done
+        self.began = 0.0
+        self.worker: str | None = None
+        self.pid = 0
+        self.last_logs: deque[str] = deque(maxlen=LAST_LOG_LINES)
+        self.last_batch = 0
+        self.runs = 1
+
+
+class DaskBackend:
+    """Runs ``items`` on a Dask cluster, at most ``workers`` at a time, and yields their events."""
+
+    def __init__(
+        self,
+        function: Callable,
+        items: list[Mapping],
+        shared_data: Mapping,
+        *,
+        workers: int,
+        style: str,
+        link: ClusterLink,
+        item_timeout: float | None = None,
+        stop_on_error: bool = False,
+        offsets: list[int] | None = None,
+    ) -> None:
+        self.function = function
+        self.items = items
+        self.shared_data = shared_data
+        self.style = style
+        self.link = link
+        self.client = link.client
+        self.item_timeout = item_timeout
+        self.stop_on_error = stop_on_error
+        self.pending: deque[int] = deque(range(len(items)) if offsets is None else offsets)
+        self.unfinished = len(self.pending)
+        self.max_tasks = max(1, min(workers, len(self.pending)))
+        self.topic = f"mpmq-{uuid.uuid4().hex}"
+        self.compact = False  # never coalesced here: accepted for the engine's sake
+        self.stopped = False
+        self.closed = False
+        self.one_item_per_task = item_timeout is not None or stop_on_error
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._tasks: dict[int, _Task] = {}
+        self._owner: dict[int, int] = {}  # offset -> the task now running it
+        self._in_flight = 0
+        self._ids = itertools.count(1)
+        self._deadlines: dict[int, float] = {}  # task id -> monotonic deadline of its item
+        self._attempts: dict[int, int] = {}  # offset -> the attempt its next run is (run_again)
+        self._strikes: dict[int, int] = {}
+        self._restarts: list[threading.Thread] = []
+        self._shared: Any = None
+        self._subscribed = False
+        self._item_seconds = 0.0
+        self._items_timed = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._check_workers()
+        self.client.subscribe_topic(self.topic, self._on_batch)
+        self._subscribed = True
+        # shared_data reaches every worker once per run, not once per task (issue 17)
+        [self._shared] = self.client.scatter([dict(self.shared_data)], broadcast=True, hash=False)
+        self._submit()
+
+    def _check_workers(self) -> None:
+        """One item at a time per worker process: its logging is captured for the whole
+        process, as in a local worker, so two items at once would mix their log lines."""
+        threads = self.client.nthreads()
+        crowded = sorted(address for address, count in threads.items() if count > 1)
+        if crowded:
+            raise ValueError(
+                f"cluster worker {crowded[0]} runs {threads[crowded[0]]} threads: mpmq runs one item per worker "
+                "process at a time (it captures the process's logging), so start workers with `--nthreads 1`"
+            )
+        if not self.link.owned:
+            failures = self.client.run_on_scheduler(_allowed_failures)
+            if failures:  # the scheduler re-runs a dead worker's task: only its item with it
+                self.one_item_per_task = True
+
+    @property
+    def exhausted(self) -> bool:
+        return self.closed or self.unfinished == 0
+
+    def process_for(self, pid: int) -> Any:
+        return None  # no process object of ours: the worker lives in the cluster
+
+    def close(self, terminate: bool = False) -> None:
+        """Cancel what is left (``terminate``: what runs too), let go of the cluster."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            futures = [task.future for task in self._tasks.values() if not task.ended]
+            if futures:
+                self.client.cancel(futures, force=terminate)
+            if self._subscribed:
+                self.client.unsubscribe_topic(self.topic)
+            if self._shared is not None:
+                self._shared.release()
+        except Exception:  # the cluster is already gone: nothing of ours left on it
+            logging.getLogger(__name__).debug("closing a run on a cluster that is gone", exc_info=True)
+        finally:
+            self._tasks.clear()
+            for thread in self._restarts:
+                thread.join(RESTART_TIMEOUT if not terminate else 0.1)
+            self.link.close()
+
+    # -- the engine's requests (issue 19's seam) --------------------------------------------
+
+    def run_again(self, offset: int, attempt: int) -> None:
+        """Queue an item that ended (a failed attempt) to run again, as attempt ``attempt``."""
+        self._attempts[offset] = attempt
+        self.pending.appendleft(offset)
+        self.unfinished += 1
+
+    def cancel_not_started(self) -> list:
+        """End every item not yet submitted with a cancellation; the events that say so."""
+        events: list = []
+        self.stopped = True
+        now = time.time()
+        kind = qualified_name(ItemCancelled)
+        while self.pending:
+            offset = self.pending.popleft()
+            message = "cancelled: an earlier item failed and stop_on_error is set"
+            events.append(Error(offset, 0, now, kind, message))
+            events.append(Done(offset, 0, now))
+            self.unfinished -= 1
+        return events
+
+    # -- the one blocking point ------------------------------------------------------------
+
+    def receive(self, timeout: float | None) -> list:
+        """Events that arrived within ``timeout`` seconds (``None``: until something happens)."""
+        if self.exhausted:
+            return []
+        events: list = []
+        if self._deadlines:
+            due = max(0.0, min(self._deadlines.values()) - time.monotonic())
+            timeout = due if timeout is None else min(timeout, due)
+        try:
+            message = self._inbox.get(timeout=timeout) if timeout is None or timeout > 0 else self._inbox.get_nowait()
+        except queue.Empty:
+            message = None
+        while message is not None:
+            if message[0] == "batch":
+                self._read(message[1], events)
+            else:
+                self._ended(message[1], message[2], events)
+            try:
+                message = self._inbox.get_nowait()
+            except queue.Empty:
+                message = None
+        if self._deadlines and min(self._deadlines.values()) <= time.monotonic():
+            self._time_out(events)
+        if self.stopped and self.pending:  # put back after the stop: never started, so cancelled
+            events += self.cancel_not_started()
+        self._submit()
+        return events
+
+    def _on_batch(self, event: tuple) -> None:
+        """The topic's handler, in the client's event loop: hand the message over, nothing more."""
+        self._inbox.put(("batch", event[1]))
+
+    # -- reading events --------------------------------------------------------------------
+
+    def _read(self, message: list, events: list) -> None:
+        task_id, number, data = message
+        task = self._tasks.get(task_id)
+        if task is None:
+            return  # a task given up (timed out, failed over): what it still says is no item's
+        if number <= task.last_batch:
+            self._rerun_by_scheduler(task, events)
+        task.last_batch = number
+        task.received += 1
+        owner = self._owner
+        kept = []
+        for event in decode_batch(data):
+            offset = event.offset
+            if owner.get(offset) != task_id:
+                continue
+            kind = type(event)
+            if kind is Log:
+                task.last_logs.append(event.message)
+            elif kind is Started:
+                task.running, task.began = offset, event.time
+                task.worker, task.pid = event.worker, event.pid
+                task.last_logs.clear()
+                attempt = self._attempts.pop(offset, None) if _ATTEMPT else None
+                if attempt is not None or task.runs > 1:
+                    event = msgspec.structs.replace(event, attempt=attempt or task.runs)
+                if self.item_timeout is not None:
+                    self._deadlines[task_id] = time.monotonic() + self.item_timeout
+            elif kind is Done:
+                del owner[offset]
+                task.running = None
+                self._deadlines.pop(task_id, None)
+                self.unfinished -= 1
+                self._item_seconds += event.time - task.began
+                self._items_timed += 1
+            elif kind is Error and self.stop_on_error and not self.stopped:
+                kept.append(event)
+                kept += self.cancel_not_started()
+                continue
+            kept.append(event)
+        events += kept
+        if task.ended and task.expected is not None and task.received >= task.expected:
+            self._retire(task, events)
+
+    def _rerun_by_scheduler(self, task: _Task, events: list) -> None:
+        """The task's batches count from 1 again: its worker died and the scheduler
+        (``allowed-failures`` above 0) runs it again. Say so on the item it was running."""
+        task.runs += 1
+        task.received = 0
+        offset = task.running
+        if offset is None:
+            return
+        message = (f"attempt {task.runs - 1} ended: Dask worker {task.worker} died while running item {offset} "
+                   f"(exit code unknown on a cluster); the scheduler runs the item again, as attempt {task.runs}")
+        events.append(Log(offset, task.pid, time.time(), logging.WARNING, "mpmq", message, worker=task.worker))
+        task.running = None
+
+    def _ended(self, task_id: int, outcome: Any, events: list) -> None:
+        task = self._tasks.get(task_id)
+        if task is None:
+            return
+        task.ended = True
+        task.future = None  # released: a result held on a worker that dies is not recomputed
+        self._in_flight -= 1
+        if isinstance(outcome, int):
+            task.expected = outcome
+            if task.received >= outcome:
+                self._retire(task, events)
+        else:
+            self._failed(task, outcome, events)
+
+    def _retire(self, task: _Task, events: list) -> None:
+        """Every batch of the task arrived: it is over. An item it never ended (impossible
+        unless events were lost) is run again rather than lost."""
+        del self._tasks[task.id]
+        lost = [offset for offset in task.offsets if self._owner.get(offset) == task.id]
+        self._requeue(lost)
+
+    def _failed(self, task: _Task, exc: BaseException, events: list) -> None:
+        del self._tasks[task.id]
+        self._deadlines.pop(task.id, None)
+        left = [offset for offset in task.offsets if self._owner.get(offset) == task.id]
+        if not left or isinstance(exc, CancelledError):
+            self._requeue(left)
+            return
+        if type(exc).__name__ != "KilledWorker":  # the task could not run at all
+            now = time.time()
+            for offset in left:
+                del self._owner[offset]
+                error = error_event(offset, 0, exc)
+                events += [Started(offset, 0, now), error, Done(offset, 0, now)]
+                self.unfinished -= 1
+            if self.stop_on_error and not self.stopped:
+                events += self.cancel_not_started()
+            return
+        culprit = task.running if task.running in left else None
+        if culprit is None:  # it died before we heard of any start: a strike for the first
+            first = left[0]
+            self._strikes[first] = self._strikes.get(first, 0) + 1
+            culprit = first if self._strikes[first] >= 2 else None
+        if culprit is not None:
+            left.remove(culprit)
+            worker = task.worker or _address(getattr(exc, "last_worker", None))
+            message = (f"Dask worker {worker} died while running item {culprit}; "
+                       "its exit code is unknown on a cluster")
+            if task.last_logs and task.running == culprit:
+                message += "; last log lines:\n" + "\n".join(f"  {line}" for line in task.last_logs)
+            now = time.time()
+            del self._owner[culprit]
+            events.append(Error(culprit, task.pid, now, qualified_name(WorkerDied), message, worker=worker))
+            events.append(Done(culprit, task.pid, now, worker=worker))
+            self.unfinished -= 1
+        self._requeue(left)
+        if culprit is not None and self.stop_on_error and not self.stopped:
+            events += self.cancel_not_started()
+
+    def _requeue(self, offsets: list[int]) -> None:
+        """Back to the front of the queue, in order (under a stop, cancelled with the rest)."""
+        for offset in offsets:
+            self._owner.pop(offset, None)
+        self.pending.extendleft(reversed(offsets))
+
+    # -- deadlines -------------------------------------------------------------------------
+
+    def _time_out(self, events: list) -> None:
+        """Fail each overdue item now, and restart its worker in the background: a Dask task
+        cannot be stopped, and a restart takes seconds (the nanny waits for a clean stop)."""
+        now = time.monotonic()
+        for task_id, deadline in list(self._deadlines.items()):
+            if deadline > now:
+                continue
+            del self._deadlines[task_id]
+            task = self._tasks.pop(task_id)
+            offset = task.running
+            if not task.ended:
+                self._in_flight -= 1
+                future, task.future = task.future, None
+                future.release()  # first: or the scheduler runs the hung task again elsewhere
+            message = (f"item {offset} timed out after {self.item_timeout} s; "
+                       f"its Dask worker {task.worker} is being restarted")
+            events.append(Error(offset, task.pid, time.time(), qualified_name(ItemTimeout), message,
+                                worker=task.worker))
+            events.append(Done(offset, task.pid, time.time(), worker=task.worker))
+            del self._owner[offset]
+            self.unfinished -= 1
+            self._requeue([o for o in task.offsets if self._owner.get(o) == task_id])
+            if task.worker is not None:
+                thread = threading.Thread(target=self._restart, args=(task.worker,), daemon=True,
+                                          name="mpmq-restart-worker")
+                thread.start()
+                self._restarts.append(thread)
+            if self.stop_on_error and not self.stopped:
+                events += self.cancel_not_started()
+
+    def _restart(self, address: str) -> None:
+        try:
+            self.client.restart_workers([address], timeout=RESTART_TIMEOUT, raise_for_error=False)
+        except Exception:  # the run ended and its cluster closed meanwhile; or no nanny to ask
+            logging.getLogger(__name__).debug("restarting %s failed", address, exc_info=True)
+
+    # -- handing out work ------------------------------------------------------------------
+
+    def _chunk_size(self) -> int:
+        """Guided, as locally: a share of what is left, so workers finish together, but at
+        least ``CHUNK_SECONDS`` of work once item times are known, at most ``MAX_CHUNK``."""
+        if self.one_item_per_task:
+            return 1
+        guided = len(self.pending) // (2 * self.max_tasks)
+        if self._items_timed:
+            guided = max(guided, int(CHUNK_SECONDS * self._items_timed / max(self._item_seconds, 1e-9)))
+        return max(1, min(MAX_CHUNK, guided))
+
+    def _submit(self) -> None:
+        while self._in_flight < self.max_tasks and self.pending and not self.closed and not self.stopped:
+            size = min(self._chunk_size(), len(self.pending))
+            offsets = [self.pending.popleft() for _ in range(size)]
+            task_id = next(self._ids)
+            future = self.client.submit(
+                run_chunk, self.function, self.style, self._shared, self.topic, task_id, offsets,
+                [self.items[offset] for offset in offsets], self.item_timeout is not None,
+                key=f"{self.topic}-{task_id}", retries=0,
+            )
+            task = _Task(task_id, offsets, future)
+            self._tasks[task_id] = task
+            for offset in offsets:
+                self._owner[offset] = task_id
+            self._in_flight += 1
+            future.add_done_callback(self._callback_for(task_id))
+
+    def _callback_for(self, task_id: int) -> Callable[[Any], None]:
+        inbox = self._inbox
+
+        def ended(future: Any) -> None:  # in Dask's callback thread: only hand it over
+            try:
+                outcome = future.result()
+            except BaseException as exc:
+                outcome = exc
+            inbox.put(("ended", task_id, outcome))
+
+        return ended
+
+
+def _allowed_failures(dask_scheduler: Any) -> int:
+    return dask_scheduler.allowed_failures
+
+
+def _address(worker: Any) -> str:
+    return getattr(worker, "address", None) or str(worker)
