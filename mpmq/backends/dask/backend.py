@@ -2,8 +2,8 @@
 
     parent (this module)                       Dask worker (task.py)
     pending offsets --client.submit(chunk)-->  run_chunk: ItemRunner per item
-    receive() <--[task id, batch no, events]-- worker.log_event(topic)   (via the scheduler)
-    receive() <--(task id, batches sent | exception)-- the task's future, when it ends
+    receive() <--[task id, batch no, events, last]-- worker.log_event(topic)   (via the scheduler)
+    receive() <--(task id)-- the task's future, when it ends
 
 ``receive`` is the parent's one blocking point: one queue that the topic's subscription and
 the futures' callbacks both feed, waited on with a timeout only when an item deadline is due.
@@ -12,8 +12,8 @@ run at once; small items travel in chunks (one task per ~``CHUNK_SECONDS`` of wo
 Dask task costs milliseconds (issue 17).
 
 Which task runs which item, and which item each task is running, is known from the events
-themselves. A task's future ends with the number of event batches it sent, so the task is
-retired only once all of them arrived. A failed future means:
+themselves. A task's batches are numbered and its last says so, so the task is retired only
+once all of them arrived, whenever its future's end is heard of. A failed future means:
 
 - ``KilledWorker`` (its worker died): the item it was running fails with ``WorkerDied``
   naming the worker's address and its last log lines; the items it had not started are run
@@ -65,7 +65,7 @@ class _Task:
         self.offsets = offsets
         self.future = future
         self.received = 0  # batches received from its current run
-        self.expected: int | None = None  # batches it sent, once its future ended
+        self.expected: int | None = None  # batches it sent, once its last one came
         self.ended = False  # its future ended (its slot is free)
         self.running: int | None = None  # the item started and not done
         self.began = 0.0
@@ -171,6 +171,7 @@ class DaskBackend:
             logging.getLogger(__name__).debug("closing a run on a cluster that is gone", exc_info=True)
         finally:
             self._tasks.clear()
+            self._shared = None
             for thread in self._restarts:
                 thread.join(RESTART_TIMEOUT if not terminate else 0.1)
             self.link.close()
@@ -215,7 +216,7 @@ class DaskBackend:
             if message[0] == "batch":
                 self._read(message[1], events)
             else:
-                self._ended(message[1], message[2], events)
+                self._ended(message[1], events)
             try:
                 message = self._inbox.get_nowait()
             except queue.Empty:
@@ -234,7 +235,7 @@ class DaskBackend:
     # -- reading events --------------------------------------------------------------------
 
     def _read(self, message: list, events: list) -> None:
-        task_id, number, data = message
+        task_id, number, data, last = message
         task = self._tasks.get(task_id)
         if task is None:
             return  # a task given up (timed out, failed over): what it still says is no item's
@@ -242,6 +243,8 @@ class DaskBackend:
             self._rerun_by_scheduler(task, events)
         task.last_batch = number
         task.received += 1
+        if last:
+            task.expected = number
         owner = self._owner
         kept = []
         for event in decode_batch(data):
@@ -273,7 +276,7 @@ class DaskBackend:
                 continue
             kept.append(event)
         events += kept
-        if task.ended and task.expected is not None and task.received >= task.expected:
+        if task.expected is not None and task.received >= task.expected:
             self._retire(task, events)
 
     def _rerun_by_scheduler(self, task: _Task, events: list) -> None:
@@ -281,6 +284,7 @@ class DaskBackend:
         (``allowed-failures`` above 0) runs it again. Say so on the item it was running."""
         task.runs += 1
         task.received = 0
+        task.expected = None
         offset = task.running
         if offset is None:
             return
@@ -289,24 +293,27 @@ class DaskBackend:
         events.append(Log(offset, task.pid, time.time(), logging.WARNING, "mpmq", message, worker=task.worker))
         task.running = None
 
-    def _ended(self, task_id: int, outcome: Any, events: list) -> None:
+    def _ended(self, task_id: int, events: list) -> None:
         task = self._tasks.get(task_id)
-        if task is None:
+        if task is None or task.ended:
             return
         task.ended = True
-        task.future = None  # released: a result held on a worker that dies is not recomputed
+        future, task.future = task.future, None  # released: a result held on a worker that dies is not recomputed
         self._in_flight -= 1
-        if isinstance(outcome, int):
-            task.expected = outcome
-            if task.received >= outcome:
-                self._retire(task, events)
-        else:
-            self._failed(task, outcome, events)
+        if future.status == "error":
+            self._failed(task, future.exception(), events)
+        elif future.status == "cancelled":
+            self._failed(task, CancelledError(), events)
 
     def _retire(self, task: _Task, events: list) -> None:
-        """Every batch of the task arrived: it is over. An item it never ended (impossible
-        unless events were lost) is run again rather than lost."""
+        """Every batch of the task arrived: it is over (its slot is freed now, should the
+        future's end be heard of later). An item it never ended (impossible unless events
+        were lost) is run again rather than lost."""
         del self._tasks[task.id]
+        task.future = None  # released (see _ended)
+        if not task.ended:
+            task.ended = True
+            self._in_flight -= 1
         lost = [offset for offset in task.offsets if self._owner.get(offset) == task.id]
         self._requeue(lost)
 
@@ -424,12 +431,11 @@ class DaskBackend:
     def _callback_for(self, task_id: int) -> Callable[[Any], None]:
         inbox = self._inbox
 
-        def ended(future: Any) -> None:  # in Dask's callback thread: only hand it over
-            try:
-                outcome = future.result()
-            except BaseException as exc:
-                outcome = exc
-            inbox.put(("ended", task_id, outcome))
+        def ended(future: Any) -> None:
+            # In Dask's one callback thread, shared by every client of this process: only
+            # say which task it was (a wait here would hold up every other run's callbacks;
+            # the future itself stays with its task, released as soon as it is not needed).
+            inbox.put(("ended", task_id))
 
         return ended
 

@@ -58,6 +58,7 @@ def connect(cluster: Any, workers: int) -> ClusterLink:
             local = LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                 host="127.0.0.1",
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},  # its health page: any free port
             )
         try:
             client = Client(local, set_as_default=False)

@@ -1,13 +1,13 @@
 """A Dask task's way out for events: msgspec batches through the worker's ``log_event``.
 
-    item thread --emit--> TopicSender (one per task) --flush: [task id, batch no, bytes]-->
+    item thread --emit--> TopicSender (one per task) --flush: [task id, batch no, bytes, last]-->
         worker.log_event(topic) --> scheduler --> Client.subscribe_topic (the parent)
 
 The same batching as the local worker's pipe (``local/worker_channel.py``): a batch leaves
 when it is large, when the item's end calls for it, and at most ``FLUSH_INTERVAL`` after its
 first event (one flusher thread per worker process serves every running task). Every batch
-is numbered within its task and the task returns how many it sent, so the parent knows when
-it has them all rather than trusting that they arrived before the task's result (issue 17).
+is numbered within its task and the task's last one says it is the last, so the parent knows
+when it has them all rather than trusting that they arrived before the task's end (issue 17).
 Events are stamped with the worker's address here, on their way out.
 """
 
@@ -56,22 +56,22 @@ class TopicSender:
     def emit_large(self, event: Any) -> None:
         self.emit(event, len(event.value.pickle))
 
-    def flush(self) -> None:
+    def flush(self, last: bool = False) -> None:
         with self._lock:
             batch, count = self._batch, len(self._batch)
-            if not count:
+            if not count and not last:
                 return
             stamp = self.stamp
             data = encode_batch([_replace(event, **stamp) for event in batch[:count]])
             del batch[:count]
             self._size = 0
             self.sent += 1
-            self._worker.log_event(self._topic, [self._task_id, self.sent, data])
+            self._worker.log_event(self._topic, [self._task_id, self.sent, data, last])
 
     def close(self) -> int:
-        """Send what is left; how many batches this task sent in all."""
+        """Send what is left, marked as the task's last batch; how many batches it sent."""
         _flusher.forget(self)
-        self.flush()
+        self.flush(last=True)
         return self.sent
 
 

@@ -3,9 +3,9 @@
 The items run through the same ``ItemRunner`` as in a local worker process
 (``backends/item_runner.py``): the same calling convention, the same captured logging (root
 logger at DEBUG while an item runs), the same events and failures. Its events leave through
-``sender.TopicSender``; the task's return value is only how many batches it sent, so a
-result never waits on a worker for the parent to fetch it (a worker that dies later would
-make the scheduler compute it again, issue 17).
+``sender.TopicSender``, results included; the task's own return value (how many batches it
+sent) is never fetched, so no result waits on a worker for the parent (a worker that dies
+later would make the scheduler compute it again, issue 17).
 """
 
 from __future__ import annotations

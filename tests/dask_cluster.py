@@ -1,0 +1,59 @@
+"""One Dask cluster shared by the cluster tests (issue 17): starting one costs ~0.4 s.
+
+``shared_client()`` is a ``LocalCluster`` of two one-thread worker processes, started once
+per session with the settings mpmq gives a cluster it owns (``allowed-failures`` 0,
+``worker-saturation`` 1.0); the ``dask_client`` fixture of each test module closes it at the
+session's end. Tests that need a cluster of
+their own (``cluster="local"``, a real ``dask scheduler``) start it themselves.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from mpmq.backends.dask.link import OWNED_CONFIG
+
+_shared: dict[str, Any] = {}
+
+
+def shared_client() -> Any:
+    if "client" not in _shared:
+        import dask
+        from distributed import Client, LocalCluster
+
+        with dask.config.set(OWNED_CONFIG):
+            cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   host="127.0.0.1",
+                                   scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+        _shared["cluster"] = cluster
+        _shared["client"] = Client(cluster, set_as_default=False)
+    return _shared["client"]
+
+
+def close_shared() -> None:
+    client, cluster = _shared.pop("client", None), _shared.pop("cluster", None)
+    if client is not None:
+        client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+def run_keys(client: Any, within: float = 5.0) -> list[str]:
+    """Keys of mpmq's tasks the scheduler still knows after waiting at most ``within`` s for
+    them to go (a released key is forgotten a moment later): none once a run is over."""
+    deadline = time.monotonic() + within
+    while True:
+        keys = client.run_on_scheduler(_mpmq_keys)
+        if not keys or time.monotonic() >= deadline:
+            return keys
+        time.sleep(0.02)
+
+
+def _mpmq_keys(dask_scheduler: Any) -> list[str]:
+    return [str(key) for key in dask_scheduler.tasks if str(key).startswith("mpmq-")]
+
+
+def wait_for_workers(client: Any, count: int = 2) -> None:
+    """Workers killed by a test come back (their nannies restart them): wait for them."""
+    client.wait_for_workers(count, timeout=20)
