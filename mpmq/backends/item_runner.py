@@ -8,6 +8,8 @@ exactly the same way wherever it runs. ``sender`` is the backend's way out for e
 
 from __future__ import annotations
 
+import copyreg
+import io
 import logging
 import os
 import pickle
@@ -78,10 +80,28 @@ def error_event(offset: int, pid: int, exc: BaseException, from_item: bool = Fal
         tb = tb.tb_next
     text = "".join(traceback.format_exception(type(exc), exc, tb))
     try:
-        pickled = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+        pickled = _dumps_exception(exc)
     except Exception:  # unpicklable exceptions still travel as type, message and traceback
         pickled = None
     return Error(offset, pid, time.time(), qualified_name(type(exc)), message, text, pickled)
+
+
+def _dumps_exception(exc: BaseException) -> bytes:
+    """Pickle ``exc`` as Python does, even where tblib registered its own reducers for every
+    exception class (Dask workers do, issue 17): they rebuild ``SystemExit(3)`` with no
+    ``code``, and would make the parent need tblib to read the exception back."""
+    table = copyreg.dispatch_table
+    if not any(_from_tblib(reducer) for reducer in table.values()):
+        return pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = {kind: reducer for kind, reducer in table.items() if not _from_tblib(reducer)}
+    pickler.dump(exc)
+    return buffer.getvalue()
+
+
+def _from_tblib(reducer: Any) -> bool:
+    return (getattr(reducer, "__module__", None) or "").startswith("tblib")
 
 
 class ItemRunner:
