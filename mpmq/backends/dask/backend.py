@@ -143,7 +143,10 @@ class DaskBackend:
                 "process at a time (it captures the process's logging), so start workers with `--nthreads 1`"
             )
         if not self.link.owned:
-            failures = self.client.run_on_scheduler(_allowed_failures)
+            try:
+                failures = self.client.run_on_scheduler(_allowed_failures)
+            except Exception:  # a scheduler without mpmq installed: assume Dask's default (3)
+                failures = 3
             if failures:  # the scheduler re-runs a dead worker's task: only its item with it
                 self.one_item_per_task = True
 
