@@ -57,3 +57,13 @@ def _mpmq_keys(dask_scheduler: Any) -> list[str]:
 def wait_for_workers(client: Any, count: int = 2) -> None:
     """Workers killed by a test come back (their nannies restart them): wait for them."""
     client.wait_for_workers(count, timeout=20)
+
+
+def kept_batches(client: Any) -> int:
+    """Messages of mpmq's topics the scheduler still keeps (it keeps the last 1,000 of each)."""
+    return client.run_on_scheduler(_kept_batches)
+
+
+def _kept_batches(dask_scheduler: Any) -> int:
+    topics = dask_scheduler._broker._topics
+    return sum(len(topic.events) for name, topic in topics.items() if name.startswith("mpmq-"))

@@ -51,6 +51,7 @@ MAX_CHUNK = 500
 CHUNK_SECONDS = 0.05  # the least work a task holds once item times are known: a task costs ms
 LAST_LOG_LINES = 5
 RESTART_TIMEOUT = 30.0
+FORGET_EVERY = 256  # batches received between two requests to the scheduler to drop them
 _ATTEMPT = "attempt" in Started.__struct_fields__  # retries (issue 19) number an item's runs
 
 
@@ -121,6 +122,8 @@ class DaskBackend:
         self._subscribed = False
         self._item_seconds = 0.0
         self._items_timed = 0
+        self._batches = 0
+        self._can_forget = True
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -143,9 +146,9 @@ class DaskBackend:
                 "process at a time (it captures the process's logging), so start workers with `--nthreads 1`"
             )
         if not self.link.owned:
-            try:
-                failures = self.client.run_on_scheduler(_allowed_failures)
-            except Exception:  # a scheduler without mpmq installed: assume Dask's default (3)
+            try:  # a lambda travels by value: the scheduler needs no mpmq for it
+                failures = self.client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.allowed_failures)
+            except Exception:  # a scheduler that will not say: assume Dask's default (3)
                 failures = 3
             if failures:  # the scheduler re-runs a dead worker's task: only its item with it
                 self.one_item_per_task = True
@@ -168,6 +171,7 @@ class DaskBackend:
                 self.client.cancel(futures, force=terminate)
             if self._subscribed:
                 self.client.unsubscribe_topic(self.topic)
+                self._forget_topic()
             if self._shared is not None:
                 self._shared.release()
         except Exception:  # the cluster is already gone: nothing of ours left on it
@@ -178,6 +182,21 @@ class DaskBackend:
             for thread in self._restarts:
                 thread.join(RESTART_TIMEOUT if not terminate else 0.1)
             self.link.close()
+
+    def _forget_topic(self) -> None:
+        """Have the scheduler drop the batches it keeps of our topic.
+
+        Dask's scheduler keeps the last ``distributed.admin.low-level-log-length`` (1,000)
+        messages of every topic, for clients that ask later; ours can be a megabyte each and
+        were delivered already. Private API of the scheduler, so asked once in a while and
+        given up on if refused (a lambda travels by value: no mpmq needed there)."""
+        if not self._can_forget:
+            return
+        topic = self.topic
+        try:
+            self.client.run_on_scheduler(lambda dask_scheduler: dask_scheduler._broker.truncate(topic))
+        except Exception:
+            self._can_forget = False
 
     # -- the engine's requests (issue 19's seam) --------------------------------------------
 
@@ -246,6 +265,9 @@ class DaskBackend:
             self._rerun_by_scheduler(task, events)
         task.last_batch = number
         task.received += 1
+        self._batches += 1
+        if self._batches % FORGET_EVERY == 0:
+            self._forget_topic()
         if last:
             task.expected = number
         owner = self._owner
@@ -441,10 +463,6 @@ class DaskBackend:
             inbox.put(("ended", task_id))
 
         return ended
-
-
-def _allowed_failures(dask_scheduler: Any) -> int:
-    return dask_scheduler.allowed_failures
 
 
 def _address(worker: Any) -> str:
