@@ -36,7 +36,7 @@ ITEMS = 4
 DIED = (r"Dask worker tcp://127\.0\.0\.1:\d+ died while running item 1", r"exit code is unknown on a cluster")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dask_client():
     yield shared_client()
     close_shared()

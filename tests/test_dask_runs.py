@@ -24,7 +24,7 @@ from mpmq import Done, Log, MPmq, Result, Started
 pytestmark = pytest.mark.deadline(60)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dask_client():
     yield shared_client()
     close_shared()

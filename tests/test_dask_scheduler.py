@@ -85,6 +85,14 @@ class Watch(MPmq):
         self.starts: Counter = Counter()
         self.workers: dict[int, str] = {}
         self.kill_offset: int | None = None
+        self.messages: list[tuple[int, str]] = []
+
+        self.sync_dir: Path | None = None
+
+    def process_message(self, offset: int, message: str) -> None:
+        self.messages.append((offset, message))
+        if self.sync_dir is not None and "last words of run" in message:
+            (self.sync_dir / f"ack-{offset}-{message.split()[-1]}").touch()  # it may die now: its line arrived
 
     def process_event(self, event) -> None:
         if type(event) is Started:
@@ -129,3 +137,26 @@ def test_a_worker_killed_mid_item_fails_only_that_item(scheduler, observer, tmp_
     assert "exit code is unknown on a cluster" in str(results[1])
     assert [r for offset, r in enumerate(results) if offset != 1] == [v * 10 for v in range(6) if v != 1]
     assert run.starts == Counter(range(6)), "nothing ran twice"
+
+
+def test_a_scheduler_that_reruns_a_dead_workers_task_shows_each_run_as_a_new_attempt(scheduler, observer, tmp_path):
+    """allowed-failures 1: the scheduler runs the task of a worker that died once more, on
+    another worker, before it gives up. The item is announced as a new attempt between its
+    two starts (never two runs interleaved), fails once the scheduler gives up, and no other
+    item runs twice (every item is a task of its own on such a scheduler)."""
+    items = [{"value": v} for v in range(4)]
+    run = Watch(cluster_jobs.die_or_run, process_data=items, processes_to_start=2, cluster=scheduler,
+                shared_data={"sync_dir": str(tmp_path), "dies": 1})
+    run.sync_dir = tmp_path
+    observer.run_on_scheduler(cluster_jobs.allow_failures, count=1)
+    try:
+        results = run.execute()
+    finally:
+        observer.run_on_scheduler(cluster_jobs.allow_failures, count=0)
+
+    assert type(results[1]) is WorkerDied, repr(results[1])
+    assert [r for offset, r in enumerate(results) if offset != 1] == [0, 2, 3]
+    assert run.starts[1] == 2 and all(run.starts[offset] == 1 for offset in (0, 2, 3)), run.starts
+    item = [message for offset, message in run.messages if offset == 1]
+    announced = [m for m in item if "the scheduler runs the item again, as attempt 2" in m]
+    assert len(announced) == 1 and announced[0].startswith("WARN"), item

@@ -131,8 +131,11 @@ class DaskBackend:
         self._check_workers()
         self.client.subscribe_topic(self.topic, self._on_batch)
         self._subscribed = True
-        # shared_data reaches every worker once per run, not once per task (issue 17)
-        [self._shared] = self.client.scatter([dict(self.shared_data)], broadcast=True, hash=False)
+        # shared_data reaches the cluster once per run, not once per task (issue 17), as a
+        # task every chunk depends on: each worker fetches it once, and if every worker
+        # holding it dies the scheduler makes it again (scattered data would be lost for good)
+        self._shared = self.client.submit(_shared_data, dict(self.shared_data), key=f"{self.topic}-shared",
+                                          pure=False)
         self._submit()
 
     def _check_workers(self) -> None:
@@ -283,8 +286,8 @@ class DaskBackend:
                 task.running, task.began = offset, event.time
                 task.worker, task.pid = event.worker, event.pid
                 task.last_logs.clear()
-                attempt = self._attempts.pop(offset, None) if _ATTEMPT else None
-                if attempt is not None or task.runs > 1:
+                attempt = self._attempts.pop(offset, None)
+                if _ATTEMPT and (attempt is not None or task.runs > 1):
                     event = msgspec.structs.replace(event, attempt=attempt or task.runs)
                 if self.item_timeout is not None:
                     self._deadlines[task_id] = time.monotonic() + self.item_timeout
@@ -463,6 +466,10 @@ class DaskBackend:
             inbox.put(("ended", task_id))
 
         return ended
+
+
+def _shared_data(shared: dict) -> dict:
+    return shared
 
 
 def _address(worker: Any) -> str:
