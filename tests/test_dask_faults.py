@@ -138,3 +138,26 @@ def test_stop_on_error_finishes_running_items_and_cancels_the_rest(fault, failur
     assert [type(r) for r in results[2:]] == [ItemCancelled] * 4, results[2:]
     assert sorted(run.starts) == [0, 1], "items after the failure never started"
     assert run_keys(cluster) == []
+
+
+def test_shared_data_lost_with_the_only_worker_is_sent_again(tmp_path):
+    """A cluster of one worker: when it dies, so does the only copy of shared_data. The items
+    after the dead one still run, on the restarted worker, with shared_data sent again."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    from mpmq.backends.dask.link import OWNED_CONFIG
+
+    items = [{"value": offset} for offset in range(4)]
+    items[1]["fault"] = "sigkill_self"
+    with dask.config.set(OWNED_CONFIG), \
+            LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1",
+                         scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as alone, \
+            Client(alone, set_as_default=False) as client:
+        run = Starts(faults.run_item, process_data=items, shared_data={"sync_dir": str(tmp_path)},
+                     processes_to_start=1, sync_dir=tmp_path, stop_on_error=False, cluster=client)
+        results = run.execute()
+
+    assert type(results[1]) is WorkerDied, repr(results[1])
+    assert [results[0], *results[2:]] == [0, 20, 30]
+    assert run.starts == Counter(range(4))

@@ -131,12 +131,17 @@ class DaskBackend:
         self._check_workers()
         self.client.subscribe_topic(self.topic, self._on_batch)
         self._subscribed = True
-        # shared_data reaches the cluster once per run, not once per task (issue 17), as a
-        # task every chunk depends on: each worker fetches it once, and if every worker
-        # holding it dies the scheduler makes it again (scattered data would be lost for good)
-        self._shared = self.client.submit(_shared_data, dict(self.shared_data), key=f"{self.topic}-shared",
-                                          pure=False)
+        self._send_shared_data()
         self._submit()
+
+    def _send_shared_data(self) -> None:
+        """shared_data goes to every worker once per run, not once per task (issue 17).
+
+        Scattered to all (a worker that joins later fetches it from a peer): as a task's
+        result instead, it would draw every task to the one worker holding it. Should every
+        worker holding it die, it is lost; the tasks that needed it are cancelled, and it is
+        sent again before they are (``_failed``)."""
+        [self._shared] = self.client.scatter([dict(self.shared_data)], broadcast=True, hash=False)
 
     def _check_workers(self) -> None:
         """One item at a time per worker process: its logging is captured for the whole
@@ -349,7 +354,9 @@ class DaskBackend:
         del self._tasks[task.id]
         self._deadlines.pop(task.id, None)
         left = [offset for offset in task.offsets if self._owner.get(offset) == task.id]
-        if not left or isinstance(exc, CancelledError):
+        if not left or isinstance(exc, CancelledError):  # not by us: shared_data was lost
+            if left and self._shared is not None and self._shared.status != "finished":
+                self._send_shared_data()
             self._requeue(left)
             return
         if type(exc).__name__ != "KilledWorker":  # the task could not run at all
@@ -466,10 +473,6 @@ class DaskBackend:
             inbox.put(("ended", task_id))
 
         return ended
-
-
-def _shared_data(shared: dict) -> dict:
-    return shared
 
 
 def _address(worker: Any) -> str:
