@@ -31,7 +31,6 @@ from __future__ import annotations
 import itertools
 import logging
 import queue
-import threading
 import time
 import uuid
 from collections import deque
@@ -41,40 +40,17 @@ from typing import Any
 
 import msgspec
 
-from ...errors import ItemCancelled, ItemTimeout, WorkerDied, qualified_name
 from ...events import Done, Error, Log, Started, decode_batch
-from ..item_runner import error_event
+from . import failures
 from .link import ClusterLink
 from .task import run_chunk
+from .tasks import Task
 
 MAX_CHUNK = 500
 CHUNK_SECONDS = 0.05  # the least work a task holds once item times are known: a task costs ms
-LAST_LOG_LINES = 5
-RESTART_TIMEOUT = 30.0
-FORGET_EVERY = 256  # batches received between two requests to the scheduler to drop them
+MESSAGES_PER_RECEIVE = 64
+FORGET_EVERY = 256  # batches received between two requests to the scheduler to drop them (link.py)
 _ATTEMPT = "attempt" in Started.__struct_fields__  # retries (issue 19) number an item's runs
-
-
-class _Task:
-    """One submitted chunk: what it holds and what its events said so far."""
-
-    __slots__ = ("id", "offsets", "future", "received", "expected", "ended", "running", "began", "worker",
-                 "pid", "last_logs", "last_batch", "runs")
-
-    def __init__(self, task_id: int, offsets: list[int], future: Any) -> None:
-        self.id = task_id
-        self.offsets = offsets
-        self.future = future
-        self.received = 0  # batches received from its current run
-        self.expected: int | None = None  # batches it sent, once its last one came
-        self.ended = False  # its future ended (its slot is free)
-        self.running: int | None = None  # the item started and not done
-        self.began = 0.0
-        self.worker: str | None = None
-        self.pid = 0
-        self.last_logs: deque[str] = deque(maxlen=LAST_LOG_LINES)
-        self.last_batch = 0
-        self.runs = 1
 
 
 class DaskBackend:
@@ -110,25 +86,25 @@ class DaskBackend:
         self.closed = False
         self.one_item_per_task = item_timeout is not None or stop_on_error
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
-        self._tasks: dict[int, _Task] = {}
+        self._tasks: dict[int, Task] = {}
         self._owner: dict[int, int] = {}  # offset -> the task now running it
         self._in_flight = 0
         self._ids = itertools.count(1)
         self._deadlines: dict[int, float] = {}  # task id -> monotonic deadline of its item
         self._attempts: dict[int, int] = {}  # offset -> the attempt its next run is (run_again)
         self._strikes: dict[int, int] = {}
-        self._restarts: list[threading.Thread] = []
         self._shared: Any = None
         self._subscribed = False
         self._item_seconds = 0.0
         self._items_timed = 0
         self._batches = 0
-        self._can_forget = True
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._check_workers()
+        self.link.check_workers()
+        if not self.link.owned and self.link.reruns_tasks():
+            self.one_item_per_task = True  # a re-run task takes only the item that was running
         self.client.subscribe_topic(self.topic, self._on_batch)
         self._subscribed = True
         self._send_shared_data()
@@ -142,24 +118,6 @@ class DaskBackend:
         worker holding it die, it is lost; the tasks that needed it are cancelled, and it is
         sent again before they are (``_failed``)."""
         [self._shared] = self.client.scatter([dict(self.shared_data)], broadcast=True, hash=False)
-
-    def _check_workers(self) -> None:
-        """One item at a time per worker process: its logging is captured for the whole
-        process, as in a local worker, so two items at once would mix their log lines."""
-        threads = self.client.nthreads()
-        crowded = sorted(address for address, count in threads.items() if count > 1)
-        if crowded:
-            raise ValueError(
-                f"cluster worker {crowded[0]} runs {threads[crowded[0]]} threads: mpmq runs one item per worker "
-                "process at a time (it captures the process's logging), so start workers with `--nthreads 1`"
-            )
-        if not self.link.owned:
-            try:  # a lambda travels by value: the scheduler needs no mpmq for it
-                failures = self.client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.allowed_failures)
-            except Exception:  # a scheduler that will not say: assume Dask's default (3)
-                failures = 3
-            if failures:  # the scheduler re-runs a dead worker's task: only its item with it
-                self.one_item_per_task = True
 
     @property
     def exhausted(self) -> bool:
@@ -179,7 +137,7 @@ class DaskBackend:
                 self.client.cancel(futures, force=terminate)
             if self._subscribed:
                 self.client.unsubscribe_topic(self.topic)
-                self._forget_topic()
+                self.link.forget_topic(self.topic)
             if self._shared is not None:
                 self._shared.release()
         except Exception:  # the cluster is already gone: nothing of ours left on it
@@ -187,24 +145,7 @@ class DaskBackend:
         finally:
             self._tasks.clear()
             self._shared = None
-            for thread in self._restarts:
-                thread.join(RESTART_TIMEOUT if not terminate else 0.1)
-            self.link.close()
-
-    def _forget_topic(self) -> None:
-        """Have the scheduler drop the batches it keeps of our topic.
-
-        Dask's scheduler keeps the last ``distributed.admin.low-level-log-length`` (1,000)
-        messages of every topic, for clients that ask later; ours can be a megabyte each and
-        were delivered already. Private API of the scheduler, so asked once in a while and
-        given up on if refused (a lambda travels by value: no mpmq needed there)."""
-        if not self._can_forget:
-            return
-        topic = self.topic
-        try:
-            self.client.run_on_scheduler(lambda dask_scheduler: dask_scheduler._broker.truncate(topic))
-        except Exception:
-            self._can_forget = False
+            self.link.close(wait_for_restarts=not terminate)
 
     # -- the engine's requests (issue 19's seam) --------------------------------------------
 
@@ -219,12 +160,8 @@ class DaskBackend:
         events: list = []
         self.stopped = True
         now = time.time()
-        kind = qualified_name(ItemCancelled)
         while self.pending:
-            offset = self.pending.popleft()
-            message = "cancelled: an earlier item failed and stop_on_error is set"
-            events.append(Error(offset, 0, now, kind, message))
-            events.append(Done(offset, 0, now))
+            events += failures.cancelled(self.pending.popleft(), now)
             self.unfinished -= 1
         return events
 
@@ -242,11 +179,15 @@ class DaskBackend:
             message = self._inbox.get(timeout=timeout) if timeout is None or timeout > 0 else self._inbox.get_nowait()
         except queue.Empty:
             message = None
+        taken = 0
         while message is not None:
             if message[0] == "batch":
                 self._read(message[1], events)
             else:
                 self._ended(message[1], events)
+            taken += 1
+            if taken == MESSAGES_PER_RECEIVE:  # handlers see the first events while more arrive
+                break
             try:
                 message = self._inbox.get_nowait()
             except queue.Empty:
@@ -275,7 +216,7 @@ class DaskBackend:
         task.received += 1
         self._batches += 1
         if self._batches % FORGET_EVERY == 0:
-            self._forget_topic()
+            self.link.forget_topic(self.topic)
         if last:
             task.expected = number
         owner = self._owner
@@ -312,19 +253,15 @@ class DaskBackend:
         if task.expected is not None and task.received >= task.expected:
             self._retire(task, events)
 
-    def _rerun_by_scheduler(self, task: _Task, events: list) -> None:
+    def _rerun_by_scheduler(self, task: Task, events: list) -> None:
         """The task's batches count from 1 again: its worker died and the scheduler
         (``allowed-failures`` above 0) runs it again. Say so on the item it was running."""
         task.runs += 1
         task.received = 0
         task.expected = None
-        offset = task.running
-        if offset is None:
-            return
-        message = (f"attempt {task.runs - 1} ended: Dask worker {task.worker} died while running item {offset} "
-                   f"(exit code unknown on a cluster); the scheduler runs the item again, as attempt {task.runs}")
-        events.append(Log(offset, task.pid, time.time(), logging.WARNING, "mpmq", message, worker=task.worker))
-        task.running = None
+        if task.running is not None:
+            events.append(failures.rerun_announced(task))
+            task.running = None
 
     def _ended(self, task_id: int, events: list) -> None:
         task = self._tasks.get(task_id)
@@ -338,7 +275,7 @@ class DaskBackend:
         elif future.status == "cancelled":
             self._failed(task, CancelledError(), events)
 
-    def _retire(self, task: _Task, events: list) -> None:
+    def _retire(self, task: Task, events: list) -> None:
         """Every batch of the task arrived: it is over (its slot is freed now, should the
         future's end be heard of later). An item it never ended (impossible unless events
         were lost) is run again rather than lost."""
@@ -350,7 +287,7 @@ class DaskBackend:
         lost = [offset for offset in task.offsets if self._owner.get(offset) == task.id]
         self._requeue(lost)
 
-    def _failed(self, task: _Task, exc: BaseException, events: list) -> None:
+    def _failed(self, task: Task, exc: BaseException, events: list) -> None:
         del self._tasks[task.id]
         self._deadlines.pop(task.id, None)
         left = [offset for offset in task.offsets if self._owner.get(offset) == task.id]
@@ -360,11 +297,9 @@ class DaskBackend:
             self._requeue(left)
             return
         if type(exc).__name__ != "KilledWorker":  # the task could not run at all
-            now = time.time()
             for offset in left:
                 del self._owner[offset]
-                error = error_event(offset, 0, exc)
-                events += [Started(offset, 0, now), error, Done(offset, 0, now)]
+                events += failures.could_not_run(offset, exc)
                 self.unfinished -= 1
             if self.stop_on_error and not self.stopped:
                 events += self.cancel_not_started()
@@ -376,15 +311,8 @@ class DaskBackend:
             culprit = first if self._strikes[first] >= 2 else None
         if culprit is not None:
             left.remove(culprit)
-            worker = task.worker or _address(getattr(exc, "last_worker", None))
-            message = (f"Dask worker {worker} died while running item {culprit}; "
-                       "its exit code is unknown on a cluster")
-            if task.last_logs and task.running == culprit:
-                message += "; last log lines:\n" + "\n".join(f"  {line}" for line in task.last_logs)
-            now = time.time()
             del self._owner[culprit]
-            events.append(Error(culprit, task.pid, now, qualified_name(WorkerDied), message, worker=worker))
-            events.append(Done(culprit, task.pid, now, worker=worker))
+            events += failures.worker_died(task, culprit, exc)
             self.unfinished -= 1
         self._requeue(left)
         if culprit is not None and self.stop_on_error and not self.stopped:
@@ -412,27 +340,14 @@ class DaskBackend:
                 self._in_flight -= 1
                 future, task.future = task.future, None
                 future.release()  # first: or the scheduler runs the hung task again elsewhere
-            message = (f"item {offset} timed out after {self.item_timeout} s; "
-                       f"its Dask worker {task.worker} is being restarted")
-            events.append(Error(offset, task.pid, time.time(), qualified_name(ItemTimeout), message,
-                                worker=task.worker))
-            events.append(Done(offset, task.pid, time.time(), worker=task.worker))
+            events += failures.timed_out(task, offset, self.item_timeout)
             del self._owner[offset]
             self.unfinished -= 1
             self._requeue([o for o in task.offsets if self._owner.get(o) == task_id])
             if task.worker is not None:
-                thread = threading.Thread(target=self._restart, args=(task.worker,), daemon=True,
-                                          name="mpmq-restart-worker")
-                thread.start()
-                self._restarts.append(thread)
+                self.link.restart_in_background(task.worker)
             if self.stop_on_error and not self.stopped:
                 events += self.cancel_not_started()
-
-    def _restart(self, address: str) -> None:
-        try:
-            self.client.restart_workers([address], timeout=RESTART_TIMEOUT, raise_for_error=False)
-        except Exception:  # the run ended and its cluster closed meanwhile; or no nanny to ask
-            logging.getLogger(__name__).debug("restarting %s failed", address, exc_info=True)
 
     # -- handing out work ------------------------------------------------------------------
 
@@ -456,7 +371,7 @@ class DaskBackend:
                 [self.items[offset] for offset in offsets], self.item_timeout is not None,
                 key=f"{self.topic}-{task_id}", retries=0,
             )
-            task = _Task(task_id, offsets, future)
+            task = Task(task_id, offsets, future)
             self._tasks[task_id] = task
             for offset in offsets:
                 self._owner[offset] = task_id
@@ -473,7 +388,3 @@ class DaskBackend:
             inbox.put(("ended", task_id))
 
         return ended
-
-
-def _address(worker: Any) -> str:
-    return getattr(worker, "address", None) or str(worker)

@@ -1,4 +1,6 @@
-"""Reaching a cluster: the three forms of ``cluster=`` (issue 17), and who closes what.
+"""Reaching a cluster: the three forms of ``cluster=`` (issue 17), who closes what, and what
+the run asks of the cluster itself (its workers' threads, its scheduler's settings, dropping
+the run's event batches, restarting a worker).
 
 - ``"local"``: an embedded ``LocalCluster`` the run owns (one worker process per
   ``processes_to_start``, one thread each), closed at the end whatever happens;
@@ -13,11 +15,14 @@ take down too.
 
 from __future__ import annotations
 
+import logging
 import socket
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
-CONNECT_TIMEOUT = 10.0  # seconds for a scheduler that accepts the connection to answer
+CONNECT_TIMEOUT = 10.0
+RESTART_TIMEOUT = 30.0  # seconds for a scheduler that accepts the connection to answer
 OWNED_CONFIG = {
     "distributed.scheduler.allowed-failures": 0,
     "distributed.scheduler.worker-saturation": 1.0,
@@ -34,11 +39,65 @@ class ClusterLink:
         self.kind = kind  # "local", "address" or "client": how the run reached it
         self.address: str = client.scheduler.address
 
+        self._restarts: list[threading.Thread] = []
+        self._can_forget = True
+
     @property
     def owned(self) -> bool:
         return self.cluster is not None
 
-    def close(self) -> None:
+    def check_workers(self) -> None:
+        """One item at a time per worker process: its logging is captured for the whole
+        process, as in a local worker, so two items at once would mix their log lines."""
+        threads = self.client.nthreads()
+        crowded = sorted(address for address, count in threads.items() if count > 1)
+        if crowded:
+            raise ValueError(
+                f"cluster worker {crowded[0]} runs {threads[crowded[0]]} threads: mpmq runs one item per worker "
+                "process at a time (it captures the process's logging), so start workers with `--nthreads 1`"
+            )
+
+    def reruns_tasks(self) -> bool:
+        """Whether the scheduler runs a dead worker's task again (``allowed-failures`` above 0)."""
+        try:  # a lambda travels by value: the scheduler needs no mpmq for it
+            return bool(self.client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.allowed_failures))
+        except Exception:  # a scheduler that will not say: assume Dask's default (3)
+            return True
+
+    def forget_topic(self, topic: str) -> None:
+        """Have the scheduler drop the messages it keeps of ``topic``.
+
+        Dask's scheduler keeps the last ``distributed.admin.low-level-log-length`` (1,000)
+        messages of every topic, for clients that ask later; a run's can be a megabyte each
+        and were delivered already. Private API of the scheduler, so asked once in a while and
+        given up on if refused."""
+        if not self._can_forget:
+            return
+        try:
+            self.client.run_on_scheduler(lambda dask_scheduler: dask_scheduler._broker.truncate(topic))
+        except Exception:
+            self._can_forget = False
+
+    def restart_in_background(self, address: str) -> None:
+        """Restart a worker (the only way to stop a Dask task) without waiting the seconds it
+        takes: the nanny waits for a clean stop first."""
+        thread = threading.Thread(target=self._restart, args=(address,), daemon=True, name="mpmq-restart-worker")
+        thread.start()
+        self._restarts.append(thread)
+
+    def _restart(self, address: str) -> None:
+        try:
+            self.client.restart_workers([address], timeout=RESTART_TIMEOUT, raise_for_error=False)
+        except Exception:  # the run ended and its cluster closed meanwhile; or no nanny to ask
+            logging.getLogger(__name__).debug("restarting %s failed", address, exc_info=True)
+
+    def close(self, wait_for_restarts: bool = True) -> None:
+        if self.owns_client and not self.owned and wait_for_restarts:
+            # our client's restart requests must reach the scheduler before that client
+            # closes, or hung items run on; an owned cluster closes its workers anyway, and
+            # a caller's client stays open
+            for thread in self._restarts:
+                thread.join(RESTART_TIMEOUT)
         if self.owns_client:
             self.client.close()
         if self.cluster is not None:
