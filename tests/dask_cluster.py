@@ -9,6 +9,7 @@ their own (``cluster="local"``, a real ``dask scheduler``) start it themselves.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -33,10 +34,14 @@ def shared_client() -> Any:
 
 def close_shared() -> None:
     client, cluster = _shared.pop("client", None), _shared.pop("cluster", None)
-    if client is not None:
-        client.close()
-    if cluster is not None:
-        cluster.close()
+    # A worker a test killed may still be restarting as the module ends; closing the cluster
+    # then can report that worker's stream as closed. What the tests check is done by then.
+    with contextlib.suppress(Exception):
+        if client is not None:
+            client.close()
+    with contextlib.suppress(Exception):
+        if cluster is not None:
+            cluster.close()
 
 
 def run_keys(client: Any, within: float = 5.0) -> list[str]:

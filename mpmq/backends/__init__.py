@@ -66,9 +66,11 @@ def check_leaves_machine(items: list, shared_data: Mapping) -> None:
 
 
 def cluster_backend(link: Any, function: Callable, items: list, shared_data: Mapping, *, workers: int,
-                    style: str, item_timeout: float | None, stop_on_error: bool) -> Backend:
-    """The Dask backend over a connected cluster (``link``)."""
+                    style: str, item_timeout: float | None, stop_on_error: bool, offsets: list[int] | None = None,
+                    retry_on: tuple | None = None, engine_decides: bool = False) -> Backend:
+    """The Dask backend over a connected cluster (``link``); see ``dask/backend.py``."""
     from .dask.backend import DaskBackend
 
     return DaskBackend(function, items, shared_data, workers=workers, style=style, link=link,
-                       item_timeout=item_timeout, stop_on_error=stop_on_error)
+                       item_timeout=item_timeout, stop_on_error=stop_on_error, offsets=offsets,
+                       retry_on=retry_on, engine_decides=engine_decides)

@@ -39,3 +39,11 @@ class Backend(Protocol):
 
     def process_for(self, pid: int) -> Any:
         """The process object running as ``pid``, where the backend has one (else None)."""
+
+    def run_again(self, offset: int, attempt: int) -> None:
+        """Queue an item whose attempt failed to run again, as attempt ``attempt`` (retries,
+        issue 19: the engine decides); after ``cancel_not_started``, cancel it instead."""
+
+    def cancel_not_started(self) -> None:
+        """End every item not started with ``ItemCancelled`` (``stop_on_error``, decided by
+        the engine); the events come with the next ``receive``."""

@@ -68,6 +68,8 @@ class DaskBackend:
         item_timeout: float | None = None,
         stop_on_error: bool = False,
         offsets: list[int] | None = None,
+        retry_on: tuple | None = None,
+        engine_decides: bool = False,
     ) -> None:
         self.function = function
         self.items = items
@@ -77,6 +79,12 @@ class DaskBackend:
         self.client = link.client
         self.item_timeout = item_timeout
         self.stop_on_error = stop_on_error
+        self.retry_on = retry_on
+        # Whether the engine decides what a failure means (issue 19's FailurePolicy: it calls
+        # run_again or cancel_not_started); if not, the first failure stops the run here.
+        self.engine_decides = engine_decides
+        self._awaiting_verdict = False  # a failure was read: no new work until the engine decides
+        self._produced: list = []  # events made between receives (cancellations)
         self.pending: deque[int] = deque(range(len(items)) if offsets is None else offsets)
         self.unfinished = len(self.pending)
         self.max_tasks = max(1, min(workers, len(self.pending)))
@@ -91,7 +99,6 @@ class DaskBackend:
         self._in_flight = 0
         self._ids = itertools.count(1)
         self._deadlines: dict[int, float] = {}  # task id -> monotonic deadline of its item
-        self._attempts: dict[int, int] = {}  # offset -> the attempt its next run is (run_again)
         self._strikes: dict[int, int] = {}
         self._shared: Any = None
         self._subscribed = False
@@ -121,7 +128,7 @@ class DaskBackend:
 
     @property
     def exhausted(self) -> bool:
-        return self.closed or self.unfinished == 0
+        return self.closed or (self.unfinished == 0 and not self._produced)
 
     def process_for(self, pid: int) -> Any:
         return None  # no process object of ours: the worker lives in the cluster
@@ -150,20 +157,25 @@ class DaskBackend:
     # -- the engine's requests (issue 19's seam) --------------------------------------------
 
     def run_again(self, offset: int, attempt: int) -> None:
-        """Queue an item that ended (a failed attempt) to run again, as attempt ``attempt``."""
-        self._attempts[offset] = attempt
-        self.pending.appendleft(offset)
+        """Queue ``offset`` again, first in line, as attempt ``attempt`` (the engine stamps
+        the number on its ``Started``); after ``cancel_not_started``, cancel it instead."""
         self.unfinished += 1
+        self._awaiting_verdict = False
+        if self.stopped:
+            self._produced += failures.cancelled(offset, time.time())
+            self.unfinished -= 1
+            return
+        self.pending.appendleft(offset)
 
-    def cancel_not_started(self) -> list:
-        """End every item not yet submitted with a cancellation; the events that say so."""
-        events: list = []
+    def cancel_not_started(self) -> None:
+        """End every item not yet submitted with ``ItemCancelled`` (``stop_on_error``): its
+        ``error`` and ``done`` come with the next ``receive``. Submitted items finish."""
         self.stopped = True
+        self._awaiting_verdict = False
         now = time.time()
         while self.pending:
-            events += failures.cancelled(self.pending.popleft(), now)
+            self._produced += failures.cancelled(self.pending.popleft(), now)
             self.unfinished -= 1
-        return events
 
     # -- the one blocking point ------------------------------------------------------------
 
@@ -171,7 +183,9 @@ class DaskBackend:
         """Events that arrived within ``timeout`` seconds (``None``: until something happens)."""
         if self.exhausted:
             return []
-        events: list = []
+        events, self._produced = self._produced, []
+        if events:
+            timeout = 0  # hand these over now, with whatever else has come
         if self._deadlines:
             due = max(0.0, min(self._deadlines.values()) - time.monotonic())
             timeout = due if timeout is None else min(timeout, due)
@@ -195,8 +209,10 @@ class DaskBackend:
         if self._deadlines and min(self._deadlines.values()) <= time.monotonic():
             self._time_out(events)
         if self.stopped and self.pending:  # put back after the stop: never started, so cancelled
-            events += self.cancel_not_started()
+            self.cancel_not_started()
         self._submit()
+        events += self._produced
+        self._produced = []
         return events
 
     def _on_batch(self, event: tuple) -> None:
@@ -232,9 +248,8 @@ class DaskBackend:
                 task.running, task.began = offset, event.time
                 task.worker, task.pid = event.worker, event.pid
                 task.last_logs.clear()
-                attempt = self._attempts.pop(offset, None)
-                if _ATTEMPT and (attempt is not None or task.runs > 1):
-                    event = msgspec.structs.replace(event, attempt=attempt or task.runs)
+                if _ATTEMPT and task.runs > 1:  # the scheduler's re-run (the engine's retries stamp their own)
+                    event = msgspec.structs.replace(event, attempt=task.runs)
                 if self.item_timeout is not None:
                     self._deadlines[task_id] = time.monotonic() + self.item_timeout
             elif kind is Done:
@@ -244,10 +259,8 @@ class DaskBackend:
                 self.unfinished -= 1
                 self._item_seconds += event.time - task.began
                 self._items_timed += 1
-            elif kind is Error and self.stop_on_error and not self.stopped:
-                kept.append(event)
-                kept += self.cancel_not_started()
-                continue
+            elif kind is Error:
+                self._on_failure()
             kept.append(event)
         events += kept
         if task.expected is not None and task.received >= task.expected:
@@ -301,8 +314,7 @@ class DaskBackend:
                 del self._owner[offset]
                 events += failures.could_not_run(offset, exc)
                 self.unfinished -= 1
-            if self.stop_on_error and not self.stopped:
-                events += self.cancel_not_started()
+            self._on_failure()
             return
         culprit = task.running if task.running in left else None
         if culprit is None:  # it died before we heard of any start: a strike for the first
@@ -315,8 +327,19 @@ class DaskBackend:
             events += failures.worker_died(task, culprit, exc)
             self.unfinished -= 1
         self._requeue(left)
-        if culprit is not None and self.stop_on_error and not self.stopped:
-            events += self.cancel_not_started()
+        if culprit is not None:
+            self._on_failure()
+
+    def _on_failure(self) -> None:
+        """An item failed. Under ``stop_on_error`` nothing new is submitted until it is known
+        whether that was the item's final failure: the engine says so when it decides
+        (``run_again`` or ``cancel_not_started``), else it is, and the run stops here."""
+        if not self.stop_on_error or self.stopped:
+            return
+        if self.engine_decides:
+            self._awaiting_verdict = True
+        else:
+            self.cancel_not_started()
 
     def _requeue(self, offsets: list[int]) -> None:
         """Back to the front of the queue, in order (under a stop, cancelled with the rest)."""
@@ -346,8 +369,7 @@ class DaskBackend:
             self._requeue([o for o in task.offsets if self._owner.get(o) == task_id])
             if task.worker is not None:
                 self.link.restart_in_background(task.worker)
-            if self.stop_on_error and not self.stopped:
-                events += self.cancel_not_started()
+            self._on_failure()
 
     # -- handing out work ------------------------------------------------------------------
 
@@ -362,13 +384,14 @@ class DaskBackend:
         return max(1, min(MAX_CHUNK, guided))
 
     def _submit(self) -> None:
-        while self._in_flight < self.max_tasks and self.pending and not self.closed and not self.stopped:
+        while (self._in_flight < self.max_tasks and self.pending and not self.closed and not self.stopped
+               and not self._awaiting_verdict):
             size = min(self._chunk_size(), len(self.pending))
             offsets = [self.pending.popleft() for _ in range(size)]
             task_id = next(self._ids)
             future = self.client.submit(
                 run_chunk, self.function, self.style, self._shared, self.topic, task_id, offsets,
-                [self.items[offset] for offset in offsets], self.item_timeout is not None,
+                [self.items[offset] for offset in offsets], self.item_timeout is not None, self.retry_on,
                 key=f"{self.topic}-{task_id}", retries=0,
             )
             task = Task(task_id, offsets, future)

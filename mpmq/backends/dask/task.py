@@ -24,14 +24,18 @@ _runner: ItemRunner | None = None
 
 def run_chunk(
     function: Callable, style: str, shared_data: Mapping, topic: str, task_id: int,
-    offsets: list[int], items: list[Any], announce_starts: bool,
+    offsets: list[int], items: list[Any], announce_starts: bool, retry_on: tuple | None = None,
 ) -> int:
-    """Run ``items`` (at ``offsets``) and send their events; the number of batches sent."""
+    """Run ``items`` (at ``offsets``) and send their events; the number of batches sent.
+
+    ``retry_on`` (issue 19): the exception types the item runner marks retryable (None: the
+    run has no retries)."""
     from distributed import get_worker
 
     worker = get_worker()
     sender = TopicSender(worker, topic, task_id, {"worker": worker.address})
     runner = _runner_for(sender, function, shared_data, style, announce_starts)
+    runner.retry_on = retry_on  # type: ignore[attr-defined]
     index, last = 0, len(offsets) - 1
     try:
         for index, (offset, item) in enumerate(zip(offsets, items)):
