@@ -161,3 +161,44 @@ def test_shared_data_lost_with_the_only_worker_is_sent_again(tmp_path):
     assert type(results[1]) is WorkerDied, repr(results[1])
     assert [results[0], *results[2:]] == [0, 20, 30]
     assert run.starts == Counter(range(4))
+
+
+def drain(backend, until) -> list:
+    """Events from ``backend.receive`` until ``until(events)`` holds (the test deadline bounds it)."""
+    events: list = []
+    while not until(events):
+        events += backend.receive(None)
+    return events
+
+
+def test_the_engine_decides_retries_and_the_stop_through_run_again_and_cancel_not_started(cluster, tmp_path):
+    """The seam issue 19's engine drives (engine_decides): after a failure under
+    stop_on_error the backend submits nothing until told; run_again runs the item again;
+    cancel_not_started cancels what was not submitted, its events coming with the next receive."""
+    from mpmq import Done, Error
+    from mpmq.backends import cluster_backend, connect_cluster
+    from mpmq.calling import KWARGS
+
+    items = [{"value": v, "sync_dir": str(tmp_path)} for v in range(5)]
+    items[0]["fault"] = "raise_error"
+    backend = cluster_backend(connect_cluster(cluster, 1), faults.run_item, items, {}, workers=1, style=KWARGS,
+                              item_timeout=None, stop_on_error=True, engine_decides=True)
+    backend.start()
+    try:
+        first = drain(backend, lambda got: any(type(e) is Done for e in got))
+        assert [type(e).__name__ for e in first if e.offset == 0][-2:] == ["Error", "Done"]
+        assert {e.offset for e in first} == {0}  # nothing else submitted: the engine decides
+        assert backend.unfinished == 4 and not backend.exhausted
+
+        backend.run_again(0, 2)  # "retry it": it runs again, and fails again
+        again = drain(backend, lambda got: any(type(e) is Done for e in got))
+        assert [type(e).__name__ for e in again] == ["Started", "Error", "Done"]
+        assert {e.offset for e in again} == {0}
+
+        backend.cancel_not_started()  # "stop": items 1-4 never started
+        cancelled = drain(backend, lambda got: sum(type(e) is Done for e in got) == 4)
+        assert sorted(e.offset for e in cancelled if type(e) is Error) == [1, 2, 3, 4]
+        assert all("cancelled" in e.message for e in cancelled if type(e) is Error)
+        assert backend.exhausted
+    finally:
+        backend.close()
