@@ -260,7 +260,8 @@ class Engine:
             self._recorder.write_in_background()  # after the first forks: fewer forks with a thread
 
     def _live_source(self, items: list, shared: Mapping, workers: int, style: str) -> EventSource:
-        """Where a live run's events come from: worker processes on this machine.
+        """Where a live run's events come from: worker processes on this machine, or a Dask
+        cluster's workers (``cluster=``, issue 17; ``backends/dask/``).
 
         The one seam between the engine and its workers: another source of events (workers
         on other machines, say) implements ``sources.EventSource`` and is returned here.

@@ -15,7 +15,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from dask_cluster import close_shared, run_keys, shared_client, wait_for_workers
+from dask_cluster import close_shared, kept_batches, run_keys, shared_client, wait_for_workers
 from test_faults import LAST_LINES, Watch, healthy_logs
 
 from fixtures import faults
@@ -202,3 +202,16 @@ def test_the_engine_decides_retries_and_the_stop_through_run_again_and_cancel_no
         assert backend.exhausted
     finally:
         backend.close()
+
+
+def test_a_100_mb_result_comes_back_whole(cluster, tmp_path):
+    items = [{"value": offset} for offset in range(3)]
+    items[1]["fault"] = "huge_result"
+    run = Starts(faults.run_item, process_data=items, shared_data={"sync_dir": str(tmp_path)}, processes_to_start=2,
+                 sync_dir=tmp_path, cluster=cluster)
+
+    results = run.execute()
+
+    assert results[0] == 0 and results[2] == 20
+    assert results[1] == faults.huge_value()
+    assert kept_batches(cluster) == 0  # the scheduler let go of its copy
