@@ -64,11 +64,11 @@ def wait_for_workers(client: Any, count: int = 2) -> None:
     client.wait_for_workers(count, timeout=20)
 
 
-def kept_batches(client: Any) -> int:
-    """Messages of mpmq's topics the scheduler still keeps (it keeps the last 1,000 of each)."""
-    return client.run_on_scheduler(_kept_batches)
+def kept_batches(client: Any, run: Any) -> int:
+    """Messages of ``run``'s topic the scheduler still keeps (it keeps the last 1,000 of each)."""
+    return client.run_on_scheduler(_kept_batches, topic=run._ended_source.pool.topic)
 
 
-def _kept_batches(dask_scheduler: Any) -> int:
-    topics = dask_scheduler._broker._topics
-    return sum(len(topic.events) for name, topic in topics.items() if name.startswith("mpmq-"))
+def _kept_batches(dask_scheduler: Any, topic: str) -> int:
+    kept = dask_scheduler._broker._topics.get(topic)
+    return len(kept.events) if kept is not None else 0

@@ -214,4 +214,4 @@ def test_a_100_mb_result_comes_back_whole(cluster, tmp_path):
 
     assert results[0] == 0 and results[2] == 20
     assert results[1] == faults.huge_value()
-    assert kept_batches(cluster) == 0  # the scheduler let go of its copy
+    assert kept_batches(cluster, run) == 0  # the scheduler let go of its copy

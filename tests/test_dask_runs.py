@@ -77,7 +77,7 @@ def test_same_results_messages_and_event_order_as_a_local_run(dask_client):
     assert remote.state.complete and remote.state.succeeded == 30
     assert remote.final_ran
     assert run_keys(dask_client) == []  # nothing of the run left on the cluster
-    assert kept_batches(dask_client) == 0, "the scheduler still keeps the run's event batches"
+    assert kept_batches(dask_client, remote) == 0, "the scheduler still keeps the run's event batches"
 
 
 def test_every_event_names_its_worker_and_process(dask_client):

@@ -49,6 +49,7 @@ from .tasks import Task
 MAX_CHUNK = 500
 CHUNK_SECONDS = 0.05  # the least work a task holds once item times are known: a task costs ms
 MESSAGES_PER_RECEIVE = 64
+LAST_BATCH_WAIT = 2.0  # seconds a run's end waits for tasks' last batches, right behind their items' ends
 FORGET_EVERY = 256  # batches received between two requests to the scheduler to drop them (link.py)
 _ATTEMPT = "attempt" in Started.__struct_fields__  # retries (issue 19) number an item's runs
 
@@ -137,6 +138,8 @@ class DaskBackend:
         """Cancel what is left (``terminate``: what runs too), let go of the cluster."""
         if self.closed:
             return
+        if not terminate:
+            self._await_last_batches()
         self.closed = True
         try:
             futures = [task.future for task in self._tasks.values() if not task.ended]
@@ -153,6 +156,21 @@ class DaskBackend:
             self._tasks.clear()
             self._shared = None
             self.link.close(wait_for_restarts=not terminate)
+
+    def _await_last_batches(self) -> None:
+        """Every item has ended, but a task's last (empty) batch may still be on its way: take
+        it (a few ms at most), so that the scheduler's copy is dropped after it arrived."""
+        deadline = time.monotonic() + LAST_BATCH_WAIT
+        ignored: list = []
+        while self._tasks and time.monotonic() < deadline:
+            try:
+                message = self._inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return
+            if message[0] == "batch":
+                self._read(message[1], ignored)
+            else:
+                self._ended(message[1], ignored)
 
     # -- the engine's requests (issue 19's seam) --------------------------------------------
 
