@@ -5,6 +5,7 @@ Example:
     python -m bench                       # the full run, 5 repetitions (make bench)
     python -m bench --quick               # 1 repetition, smaller sizes (make bench-quick)
     python -m bench --only "10,000" --repeat 9 --json /tmp/bench.json
+    python -m bench --only cluster        # the Dask cluster rows alone (bench/cluster.py)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .cluster import section as cluster_section
 from .one import PREFIX
 from .report import Footnotes, Runs, medians, results_table
 from .scenarios import COLUMN, WORKERS, Scenario, select
@@ -91,6 +93,9 @@ def run_all(scenarios: list[Scenario], args: argparse.Namespace) -> Runs:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.only and args.only.lower() == "cluster":
+        print(cluster_section(args.quick, args.repeat))
+        return 0
     scenarios = select(args.only)
     if not scenarios:
         print(f"no scenario matches {args.only!r}", file=sys.stderr)
@@ -108,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     print(targets_table(verdicts))
     if notes.notes:
         print("\n" + "\n".join(notes.lines()))
+    if not args.only:  # the Dask cluster rows (issue 17), in an interpreter of their own
+        print("\n" + cluster_section(args.quick, args.repeat))
     print(f"\n(python -m bench {' '.join(argv if argv is not None else sys.argv[1:])}: "
           f"{time.perf_counter() - started:.0f} s)")
     if args.json:

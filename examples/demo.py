@@ -1,6 +1,7 @@
 """``make demo``: 16 simulated downloads on 4 worker processes, watched live, recorded, replayed.
 
     python -m examples.demo [RECORDING]    (default ./demo.db, replaced on every run)
+    python -m examples.demo --cluster local [RECORDING]    (the downloads run on a Dask cluster)
 
 1. runs the downloads with a live per-worker display (``examples/status_display.py``) and
    records the run with ``execute(record=...)``; one download fails on purpose;
@@ -21,14 +22,20 @@ FILES[11]["fail"] = True  # fails on purpose: a checksum mismatch
 
 
 def main(argv):
+    cluster = None
+    if "--cluster" in argv:  # "local" or a scheduler's address: see README, Running on a cluster
+        at = argv.index("--cluster")
+        cluster, argv = argv[at + 1], argv[:at] + argv[at + 2:]
     path = argv[0] if argv else "demo.db"
     for stale in (path, path + "-wal", path + "-shm"):
         if os.path.exists(stale):
             os.remove(stale)
     live = sys.stdout.isatty()
 
-    heading(f"1. Live: {len(FILES)} downloads on 4 worker processes, recorded to {path}")
-    results = StatusDisplay(download, process_data=FILES, processes_to_start=4).execute(record=path)
+    where = "4 worker processes" if cluster is None else f"4 Dask workers (cluster={cluster})"
+    heading(f"1. Live: {len(FILES)} downloads on {where}, recorded to {path}")
+    live_run = StatusDisplay(download, process_data=FILES, processes_to_start=4, cluster=cluster)
+    results = live_run.execute(record=path)
     print(f"execute() returned {len(results)} results in item order; results[0] = {results[0]}")
     for offset, result in enumerate(results):
         if isinstance(result, Exception):

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from . import outcomes, validate
+from . import backends, outcomes, validate
 from .backends.local.pool import WorkerPool
 from .calling import call_style
 from .errors import RunFailed
@@ -59,9 +59,12 @@ class Engine:
         retries: int = 0,
         retry_delay: float = 0,
         retry_on: tuple[type[BaseException], ...] | None = None,
+        cluster: Any = None,
     ) -> None:
         validate.check_function(function)
         validate.check_retries(retries, retry_delay, retry_on)
+        self.cluster = backends.cluster_option(cluster)  # None: this machine's processes
+        validate.check_cluster_options(self.cluster, context, max_items_per_worker)
         validate.check_positive("item_timeout", item_timeout)
         validate.check_positive("max_items_per_worker", max_items_per_worker, int)
         self.function = function
@@ -93,6 +96,7 @@ class Engine:
         self._record_options: dict = {}
         self._replay: Any = None
         self._allow_pickle = True
+        self._link: Any = None  # the connection to a cluster, for a run with ``cluster``
         self.recording_error: str | None = None
 
     # -- the typed-event handler -------------------------------------------------------------
@@ -270,25 +274,36 @@ class Engine:
         workers = validate.worker_count(self.processes_to_start, len(items))
         style = self._call_style()
         validate.check_arguments(self.function, style, items, shared)
-        validate.check_picklable(self.function, shared, items, self.context.get_start_method(),
-                                 self.retry_on if self.retries else None)
-        resumption = None
-        if self._record_options.get("resume"):  # issue 19
-            from .resume import plan_for
+        if self.cluster is None:
+            validate.check_picklable(self.function, shared, items, self.context.get_start_method(),
+                                     self.retry_on if self.retries else None)
+        else:  # reached before the recording opens: the run's row names its scheduler
+            backends.check_leaves_machine(items, shared)
+            self._link = backends.connect_cluster(self.cluster, workers)
+        try:
+            resumption = None
+            if self._record_options.get("resume"):  # issue 19
+                from .resume import plan_for
 
-            resumption = plan_for(self._record_options, self.function, items, shared)
-        self.resumed_from, self.resumed_items = (resumption.run_id, resumption.reused) if resumption else (None, [])
-        if self._record_options.get("path") is not None:
-            from .recording.session import open_recorder
+                resumption = plan_for(self._record_options, self.function, items, shared)
+            self.resumed_from, self.resumed_items = (
+                (resumption.run_id, resumption.reused) if resumption else (None, [])
+            )
+            if self._record_options.get("path") is not None:
+                from .recording.session import open_recorder
 
-            self._recorder = open_recorder(self, items, shared, workers)
-        if resumption is None:
-            self._source = self._live_source(items, shared, workers, style)
-        else:  # issue 19: the recorded items first, then the backend, given only the rest
-            from .resume import ResumedSource
+                self._recorder = open_recorder(self, items, shared, workers)
+            if resumption is None:
+                self._source = self._live_source(items, shared, workers, style)
+            else:  # issue 19: the recorded items first, then the backend, given only the rest
+                from .resume import ResumedSource
 
-            live = self._live_source(items, shared, workers, style, offsets=resumption.live)
-            self._source = ResumedSource(resumption.events, live)
+                live = self._live_source(items, shared, workers, style, offsets=resumption.live)
+                self._source = ResumedSource(resumption.events, live)
+        except BaseException:
+            if self._link is not None:
+                self._link.close()
+            raise
         try:
             self._source.start()
         finally:
@@ -298,21 +313,39 @@ class Engine:
 
     def _live_source(self, items: list, shared: Mapping, workers: int, style: str,
                      offsets: list[int] | None = None) -> EventSource:
-        """Where a live run's events come from: worker processes on this machine.
+        """Where a live run's events come from: worker processes on this machine, or a Dask
+        cluster's workers (``cluster=``, issue 17; ``backends/dask/``).
 
         The one seam between the engine and its workers: another source of events (workers
         on other machines, say) implements ``sources.EventSource`` and is returned here.
         """
-        pool = WorkerPool(
-            self.function, items, shared, workers=workers, context=self.context, style=style,
-            max_items_per_worker=self.max_items_per_worker, item_timeout=self.item_timeout,
-            stop_on_error=self.stop_on_error,
-            retry_on=(self.retry_on or (BaseException,)) if self.retries else None, offsets=offsets,
-        )
-        pool.compact = True  # Ran chunks as they came: the loop expands them if anyone looks
-        source = LiveSource(pool)
-        if self.retries or self.stop_on_error:  # what a failure means is decided here (issue 19)
-            self._policy = FailurePolicy(pool, self.retries, self.retry_delay, self.stop_on_error)
+        if self._link is not None:  # a Dask cluster (issue 17)
+            link, self._link = self._link, None  # the backend closes it from now on
+            backend = backends.cluster_backend(
+                link, self.function, items, shared, workers=workers, style=style,
+                item_timeout=self.item_timeout, stop_on_error=self.stop_on_error,
+            )
+            return LiveSource(backend)  # type: ignore[arg-type]
+        retry_on = (self.retry_on or (BaseException,)) if self.retries else None
+        decides = bool(self.retries or self.stop_on_error)  # what a failure means is decided here (issue 19)
+        backend: Any
+        if self._link is not None:  # a Dask cluster (issue 17)
+            link, self._link = self._link, None  # the backend closes it from now on
+            backend = backends.cluster_backend(
+                link, self.function, items, shared, workers=workers, style=style,
+                item_timeout=self.item_timeout, stop_on_error=self.stop_on_error, offsets=offsets,
+                retry_on=retry_on, engine_decides=decides,
+            )
+        else:
+            backend = WorkerPool(
+                self.function, items, shared, workers=workers, context=self.context, style=style,
+                max_items_per_worker=self.max_items_per_worker, item_timeout=self.item_timeout,
+                stop_on_error=self.stop_on_error, retry_on=retry_on, offsets=offsets,
+            )
+        backend.compact = True  # Ran chunks as they came: the loop expands them if anyone looks
+        source = LiveSource(backend)
+        if decides:
+            self._policy = FailurePolicy(backend, self.retries, self.retry_delay, self.stop_on_error)
             source.review = self._policy.review
         return source
 
@@ -324,6 +357,14 @@ class Engine:
             if type(recorded) is int and recorded >= 0:
                 return recorded + 1
         return self.retries + 1
+
+    @property
+    def backend_options(self) -> dict:
+        """What a recording's run row says about where the run ran (issue 17): nothing locally."""
+        link = self._link
+        if link is None:
+            return {}
+        return {"backend": "dask", "cluster": link.kind, "scheduler": link.address}
 
     def _call_style(self) -> str:
         return call_style(self.function)

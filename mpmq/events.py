@@ -22,6 +22,8 @@ Fields common to every event:
 - ``pid``: the worker process that ran the item (for events the parent makes on a worker's
   behalf, such as a crash, the pid of the worker concerned; 0 when no worker was involved).
 - ``time``: the worker's wall-clock time (``time.time()``) when the event happened.
+- ``worker``: where the worker runs, when that is not this machine (a Dask worker's address,
+  issue 17); ``None`` for local workers and in recordings made before it existed.
 """
 
 from __future__ import annotations
@@ -31,7 +33,17 @@ from typing import Any
 import msgspec
 
 
-class Event(msgspec.Struct, frozen=True, tag_field="kind", gc=False):
+class _Origin(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """Fields every event has that are given by keyword, after any event's own fields.
+
+    Keyword-only, so an optional field can be common to every event without following
+    each event's required fields (msgspec orders a base's keyword-only fields last).
+    """
+
+    worker: str | None = None
+
+
+class Event(_Origin, frozen=True, tag_field="kind", gc=False):
     """Base of every event; see the module docstring for the common fields."""
 
     offset: int
@@ -135,10 +147,11 @@ class Ran(Event, frozen=True, tag="ran"):
 
     def expanded(self) -> list[AnyEvent]:
         """The ``started``, ``result`` and ``done`` of every item, in order."""
-        pid = self.pid
+        pid, worker = self.pid, self.worker
         events: list[AnyEvent] = []
         for offset, start, end, value in zip(self.offsets, self.starts, self.ends, self.values):
-            events += (Started(offset, pid, start), Result(offset, pid, end, value), Done(offset, pid, end))
+            events += (Started(offset, pid, start, worker=worker), Result(offset, pid, end, value, worker=worker),
+                       Done(offset, pid, end, worker=worker))
         return events
 
     @property

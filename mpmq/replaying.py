@@ -45,6 +45,9 @@ def _whole(value: Any, what: str) -> int:
         raise TypeError(f"{what}, not {value!r}") from None
 
 
+REAL_CLOCK_MODULES = ("asyncio", "tornado", "distributed")
+
+
 class ReplayPlan:
     """One recorded run, read back as events for the engine, with its clock."""
 
@@ -102,8 +105,10 @@ class ReplayPlan:
         from freezegun import freeze_time
 
         hours = datetime.timedelta(seconds=self.run.utc_offset or 0)
-        # the pacing of --speed needs the real clock
-        self._freezer = freeze_time(moment, tz_offset=hours, ignore=["mpmq.sources"])
+        # the pacing of --speed needs the real clock; so do event loops running in other
+        # threads, such as a Dask client's (issue 17): a timer set on the frozen clock
+        # (seconds since 1970, not since boot) would never fire once the clock is real again
+        self._freezer = freeze_time(moment, tz_offset=hours, ignore=["mpmq.sources", *REAL_CLOCK_MODULES])
         self._clock = self._freezer.start()
 
     def close(self) -> None:

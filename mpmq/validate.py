@@ -56,6 +56,18 @@ def worker_count(processes_to_start: Any, items: int) -> int:
     return max(1, processes_to_start or items)
 
 
+def check_cluster_options(cluster: Any, context: Any, max_items_per_worker: Any) -> None:
+    """Options that mean something only for this machine's processes are refused on a cluster."""
+    if cluster is None:
+        return
+    if context is not None:
+        raise ValueError("context= means nothing on a cluster (Dask starts its own worker processes); "
+                         "drop it, or run locally (cluster=None)")
+    if max_items_per_worker is not None:
+        raise ValueError("max_items_per_worker= means nothing on a cluster (its workers are Dask's, long-lived); "
+                         "drop it, or run locally (cluster=None)")
+
+
 def check_positive(name: str, value: Any, kind: type = float) -> None:
     if value is None:
         return

@@ -244,7 +244,7 @@ def logs(path: str, run_id: int | None, offsets: tuple[int, ...], level: str) ->
     with open_recording(path) as recording:
         header = recording.run(run_id)
         check_offsets(path, recording, header, offsets)
-        logs_module.write_logs(recording, header, click.get_text_stream("stdout"), offsets or None, threshold)
+        logs_module.write_logs(recording, header, sys.stdout, offsets or None, threshold)
 
 
 @main.command()

@@ -53,9 +53,10 @@ class StoredChunk(Event, frozen=True, tag=CHUNK_TAG):
 
     def expanded(self) -> list[Started | Result | Done]:
         out: list[Started | Result | Done] = []
-        pid = self.pid
+        pid, worker = self.pid, self.worker
         for offset, start, end, value in zip(self.offsets, self.starts, self.ends, self.values):
-            out += (Started(offset, pid, start), Result(offset, pid, end, value), Done(offset, pid, end))
+            out += (Started(offset, pid, start, worker=worker), Result(offset, pid, end, value, worker=worker),
+                    Done(offset, pid, end, worker=worker))
         return out
 
 

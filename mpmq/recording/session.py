@@ -79,6 +79,7 @@ def open_recorder(engine: Any, items: list, shared: Mapping, workers: int) -> Re
             "record_pickle": bool(options.get("keep_pickle")),
             **_retry_options(engine),
             **_resume_options(options.get("resumed")),
+            **getattr(engine, "backend_options", {}),  # a cluster run: the backend and scheduler
         },
         "parent_run": options.get("parent_run"),
     }

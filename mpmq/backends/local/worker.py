@@ -20,7 +20,6 @@ import pickle
 import signal
 import sys
 import time
-import traceback
 from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
@@ -28,70 +27,14 @@ from typing import Any
 from ... import payload
 from ...calling import KWARGS
 from ...errors import UnpicklableResult, qualified_name
-from ...events import Done, Error, Log, Payload, Result, Started
-from .lean_records import LIVE_HANDLERS, LeanRecords
+from ...events import Done, Error, Payload, Result, Started
+from ..item_runner import _EventLogHandler, error_event
+from .lean_records import LIVE_HANDLERS
 from .worker_channel import FLUSH_EVENTS, EventSender, Inbox
 
 TRIVIAL_ITEM = 0.001
 LARGE_RESULT = 1 << 20  # bytes of pickle from which a result skips the batch
 QUIET_RESULT = 1 << 16  # bytes of pickle up to which a result may travel in a Ran chunk
-
-
-class _EventLogHandler(logging.Handler):
-    """Turns the item's log records into ``log`` events (message fully formatted)."""
-
-    def __init__(self, sender: EventSender, pid: int) -> None:
-        super().__init__(logging.NOTSET)
-        self.sender = sender
-        self.pid = pid
-        self.offset = -1  # the item being run; -1 between items
-        self.count = 0
-        self._formatter = logging.Formatter()
-        self.lean = LeanRecords(self)
-
-    def handle(self, record: logging.LogRecord) -> bool:  # no per-record lock: one item at a time
-        self.emit(record)
-        return True
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self.offset < 0:
-            return
-        self.count += 1
-        try:
-            message = record.getMessage()
-        except Exception:  # bad %-arguments: keep the raw text rather than lose the line
-            message = str(record.msg)
-        exc_text = None
-        if record.exc_info:
-            exc_text = self._formatter.formatException(record.exc_info)
-        elif record.exc_text:
-            exc_text = record.exc_text
-        self.sender.emit(
-            Log(self.offset, self.pid, record.created, record.levelno, record.name, message, exc_text),
-            len(message) + 64,
-        )
-
-
-def error_event(offset: int, pid: int, exc: BaseException, from_item: bool = False, retryable: bool = False) -> Error:
-    """Describe any exception, even one that cannot be pickled or rebuilt.
-
-    ``from_item``: the traceback starts in the item's function, not in the runner calling it;
-    ``retryable``: ``retry_on`` lets the engine run the item again (issue 19).
-    """
-    try:
-        message = str(exc)
-    except Exception as str_failed:
-        message = f"<str() of the exception failed: {str_failed!r}>"
-    tb = exc.__traceback__
-    if from_item and tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    text = "".join(traceback.format_exception(type(exc), exc, tb))
-    try:
-        pickled = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:  # unpicklable exceptions still travel as type, message and traceback
-        pickled = None
-    return Error(offset, pid, time.time(), qualified_name(type(exc)), message, text, pickled,
-                 retryable=retryable, args=payload.json_args(exc))
 
 
 class _NoSlot:

@@ -1,0 +1,217 @@
+"""The failure matrix on a Dask cluster (issue 17): failures mean what they mean locally.
+
+The same faults as tests/test_faults.py (``fixtures.faults``), run on real Dask worker
+processes: four items on two one-thread workers with the fault in item 1. Each case asserts
+item 1's exact outcome, that every other item's result and log lines are intact, that no
+item started twice, and that nothing of the run is left on the cluster. Differences from a
+local run are the cluster's own: a dead worker is named by its address, and its exit code is
+unknown to the client.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+import pytest
+from dask_cluster import close_shared, kept_batches, run_keys, shared_client, wait_for_workers
+from test_faults import LAST_LINES, Watch, healthy_logs
+
+from fixtures import faults
+from mpmq import (
+    ItemCancelled,
+    ItemTimeout,
+    RemoteError,
+    RunFailed,
+    Started,
+    UnpicklableResult,
+    WorkerDied,
+)
+
+pytestmark = pytest.mark.deadline(60)
+
+FAULTY = 1
+ITEMS = 4
+DIED = (r"Dask worker tcp://127\.0\.0\.1:\d+ died while running item 1", r"exit code is unknown on a cluster")
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    yield shared_client()
+    close_shared()
+
+
+@pytest.fixture
+def cluster(dask_client):
+    """The shared cluster with both its workers up, before and after the test (a worker a
+    fault killed is restarted by its nanny)."""
+    wait_for_workers(dask_client)
+    yield dask_client
+    wait_for_workers(dask_client)
+
+
+class Starts(Watch):
+    """Counts the starts of each item: none may run twice."""
+
+    def __init__(self, function, **options: Any) -> None:
+        super().__init__(function, **options)
+        self.starts: Counter = Counter()
+
+    def process_event(self, event) -> None:
+        if type(event) is Started:
+            self.starts[event.offset] += 1
+        super().process_event(event)
+
+
+MATRIX = [
+    ("raise_error", ValueError, (r"^boom in item 1$",), {}),
+    ("exit_3", SystemExit, (), {}),
+    ("os_exit_7", WorkerDied, (*DIED, LAST_LINES), {}),
+    ("sigkill_self", WorkerDied, (*DIED, LAST_LINES), {}),
+    ("lambda_result", UnpicklableResult, (r"\btype function\b",), {}),
+    ("unpicklable_exception", RemoteError, (r"cannot travel from item 1",), {}),
+    ("sleep_past_timeout", ItemTimeout, (r"timed out after 1(\.0)? ?s", r"Dask worker tcp://"), {"item_timeout": 1.0}),
+    ("log_flood", None, (), {}),
+]
+
+
+@pytest.mark.parametrize("fault, outcome, says, options", MATRIX, ids=[case[0] for case in MATRIX])
+def test_fault(fault, outcome, says, options, cluster, tmp_path):
+    items = [{"value": offset} for offset in range(ITEMS)]
+    items[FAULTY]["fault"] = fault
+    run = Starts(faults.run_item, process_data=items, shared_data={"sync_dir": str(tmp_path)}, processes_to_start=2,
+                 sync_dir=tmp_path, cluster=cluster, **options)
+
+    results = run.execute()
+
+    for offset in range(ITEMS):
+        if offset != FAULTY:
+            assert results[offset] == offset * 10, f"item {offset}"
+            assert run.messages[offset] == healthy_logs(offset), f"item {offset}"
+    entry = results[FAULTY]
+    if outcome is None:
+        assert entry == FAULTY * 10
+        flood = [line for line in run.messages[FAULTY] if line.startswith("INFO: flood")]
+        assert flood == [f"INFO: flood {FAULTY} {number}" for number in range(faults.FLOOD_MESSAGES)]
+    else:
+        assert type(entry) is outcome, repr(entry)
+        for pattern in says:
+            assert re.search(pattern, str(entry)), (pattern, str(entry))
+        with pytest.raises(RunFailed):
+            run.check_results(results)
+    if fault == "exit_3":
+        assert entry.code == 3
+    assert run.starts == Counter(range(ITEMS)), "every item started exactly once"
+    assert run.final_ran
+    assert run_keys(cluster) == []
+
+
+def test_a_dead_workers_items_that_had_not_started_run_elsewhere_once(cluster, tmp_path):
+    """One worker, twelve items in chunks: the worker dies on item 2; only item 2 fails, the
+    items its task held but had not started run on the restarted worker, each once."""
+    items = [{"value": offset} for offset in range(12)]
+    items[2]["fault"] = "sigkill_self"
+    run = Starts(faults.run_item, process_data=items, shared_data={"sync_dir": str(tmp_path)}, processes_to_start=1,
+                 sync_dir=tmp_path, cluster=cluster)
+
+    results = run.execute()
+
+    assert type(results[2]) is WorkerDied, repr(results[2])
+    assert [r for offset, r in enumerate(results) if offset != 2] == [v * 10 for v in range(12) if v != 2]
+    assert run.starts == Counter(range(12))
+    assert run_keys(cluster) == []
+
+
+@pytest.mark.parametrize("fault, failure", [("raise_error", ValueError), ("os_exit_7", WorkerDied)])
+def test_stop_on_error_finishes_running_items_and_cancels_the_rest(fault, failure, cluster, tmp_path):
+    items = [{"value": offset} for offset in range(6)]
+    items[0]["fault"] = fault
+    items[1]["wait_for"] = "failed-0"
+    run = Starts(faults.run_item, process_data=items, shared_data={"sync_dir": str(tmp_path)}, processes_to_start=2,
+                 sync_dir=tmp_path, stop_on_error=True, cluster=cluster)
+
+    results = run.execute()
+
+    assert type(results[0]) is failure, repr(results[0])
+    assert results[1] == 10
+    assert [type(r) for r in results[2:]] == [ItemCancelled] * 4, results[2:]
+    assert sorted(run.starts) == [0, 1], "items after the failure never started"
+    assert run_keys(cluster) == []
+
+
+def test_shared_data_lost_with_the_only_worker_is_sent_again(tmp_path):
+    """A cluster of one worker: when it dies, so does the only copy of shared_data. The items
+    after the dead one still run, on the restarted worker, with shared_data sent again."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    from mpmq.backends.dask.link import OWNED_CONFIG
+
+    items = [{"value": offset} for offset in range(4)]
+    items[1]["fault"] = "sigkill_self"
+    with dask.config.set(OWNED_CONFIG), \
+            LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1",
+                         scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as alone, \
+            Client(alone, set_as_default=False) as client:
+        run = Starts(faults.run_item, process_data=items, shared_data={"sync_dir": str(tmp_path)},
+                     processes_to_start=1, sync_dir=tmp_path, stop_on_error=False, cluster=client)
+        results = run.execute()
+
+    assert type(results[1]) is WorkerDied, repr(results[1])
+    assert [results[0], *results[2:]] == [0, 20, 30]
+    assert run.starts == Counter(range(4))
+
+
+def drain(backend, until) -> list:
+    """Events from ``backend.receive`` until ``until(events)`` holds (the test deadline bounds it)."""
+    events: list = []
+    while not until(events):
+        events += backend.receive(None)
+    return events
+
+
+def test_the_engine_decides_retries_and_the_stop_through_run_again_and_cancel_not_started(cluster, tmp_path):
+    """The seam issue 19's engine drives (engine_decides): after a failure under
+    stop_on_error the backend submits nothing until told; run_again runs the item again;
+    cancel_not_started cancels what was not submitted, its events coming with the next receive."""
+    from mpmq import Done, Error
+    from mpmq.backends import cluster_backend, connect_cluster
+    from mpmq.calling import KWARGS
+
+    items = [{"value": v, "sync_dir": str(tmp_path)} for v in range(5)]
+    items[0]["fault"] = "raise_error"
+    backend = cluster_backend(connect_cluster(cluster, 1), faults.run_item, items, {}, workers=1, style=KWARGS,
+                              item_timeout=None, stop_on_error=True, engine_decides=True)
+    backend.start()
+    try:
+        first = drain(backend, lambda got: any(type(e) is Done for e in got))
+        assert [type(e).__name__ for e in first if e.offset == 0][-2:] == ["Error", "Done"]
+        assert {e.offset for e in first} == {0}  # nothing else submitted: the engine decides
+        assert backend.unfinished == 4 and not backend.exhausted
+
+        backend.run_again(0, 2)  # "retry it": it runs again, and fails again
+        again = drain(backend, lambda got: any(type(e) is Done for e in got))
+        assert [type(e).__name__ for e in again] == ["Started", "Error", "Done"]
+        assert {e.offset for e in again} == {0}
+
+        backend.cancel_not_started()  # "stop": items 1-4 never started
+        cancelled = drain(backend, lambda got: sum(type(e) is Done for e in got) == 4)
+        assert sorted(e.offset for e in cancelled if type(e) is Error) == [1, 2, 3, 4]
+        assert all("cancelled" in e.message for e in cancelled if type(e) is Error)
+        assert backend.exhausted
+    finally:
+        backend.close()
+
+
+def test_a_100_mb_result_comes_back_whole(cluster, tmp_path):
+    items = [{"value": offset} for offset in range(3)]
+    items[1]["fault"] = "huge_result"
+    run = Starts(faults.run_item, process_data=items, shared_data={"sync_dir": str(tmp_path)}, processes_to_start=2,
+                 sync_dir=tmp_path, cluster=cluster)
+
+    results = run.execute()
+
+    assert results[0] == 0 and results[2] == 20
+    assert results[1] == faults.huge_value()
+    assert kept_batches(cluster, run) == 0  # the scheduler let go of its copy

@@ -1,0 +1,198 @@
+"""A run on a Dask cluster is the same run, item for item, as on this machine (issue 17).
+
+Real Dask worker processes (one ``LocalCluster`` shared by the module, see dask_cluster.py,
+and ``cluster="local"`` clusters the runs own), no mocks: the same results, the same events
+in per-item order reaching the same handlers, logs captured as locally, every event naming
+its worker, shared_data sent once per run, and a recording that replays with the cluster gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections import defaultdict
+
+import pytest
+from dask_cluster import close_shared, kept_batches, run_keys, shared_client
+
+from fixtures import cluster_jobs
+from mpmq import Done, Log, MPmq, Result, Started
+
+pytestmark = pytest.mark.deadline(60)
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    yield shared_client()
+    close_shared()
+
+
+class Watch(MPmq):
+    """Keeps every event and every 0.7.0 message, per item and in order."""
+
+    def __init__(self, function, **options) -> None:
+        super().__init__(function, **options)
+        self.events: list = []
+        self.messages: dict[int, list[str]] = defaultdict(list)
+        self.final_ran = False
+
+    def process_event(self, event) -> None:
+        self.events.append(event)
+        super().process_event(event)
+
+    def process_message(self, offset: int, message: str) -> None:
+        self.messages[offset].append(message)
+
+    def final(self) -> None:
+        self.final_ran = True
+
+
+def kinds_per_item(events: list) -> dict[int, list[str]]:
+    kinds: dict[int, list[str]] = defaultdict(list)
+    for event in events:
+        kinds[event.offset].append(type(event).__name__)
+    return kinds
+
+
+def test_same_results_messages_and_event_order_as_a_local_run(dask_client):
+    items = [{"value": value, "lines": value % 4} for value in range(30)]
+    local = Watch(cluster_jobs.chatty, process_data=items, shared_data={"base": 100}, processes_to_start=2)
+    remote = Watch(cluster_jobs.chatty, process_data=items, shared_data={"base": 100}, processes_to_start=2,
+                   cluster=dask_client)
+
+    assert remote.execute() == local.execute() == [value + 100 for value in range(30)]
+
+    assert dict(remote.messages) == dict(local.messages)  # the same 0.7.0 lines, item by item
+    assert remote.messages[3][0] == "INFO: item 3 line 0"
+    assert "ERROR: caught in item 3" in remote.messages[3]
+    [caught] = [e for e in remote.events if type(e) is Log and e.offset == 3 and e.exc_text]
+    assert "KeyError: 3" in caught.exc_text
+    for offset, kinds in kinds_per_item(remote.events).items():
+        assert kinds[0] == "Started" and kinds[-2:] == ["Result", "Done"], (offset, kinds)
+        assert set(kinds[1:-2]) <= {"Log"}, (offset, kinds)
+    assert kinds_per_item(remote.events) == kinds_per_item(local.events)
+    assert remote.state.complete and remote.state.succeeded == 30
+    assert remote.final_ran
+    assert run_keys(dask_client) == []  # nothing of the run left on the cluster
+    assert kept_batches(dask_client, remote) == 0, "the scheduler still keeps the run's event batches"
+
+
+def test_every_event_names_its_worker_and_process(dask_client):
+    workers = dask_client.nthreads()
+    run = Watch(cluster_jobs.where, process_data=[{"value": v} for v in range(8)], processes_to_start=2,
+                cluster=dask_client)
+
+    pids = run.execute()
+
+    assert {event.worker for event in run.events} <= set(workers)
+    assert all(event.worker for event in run.events)
+    for event in run.events:
+        assert event.pid == pids[event.offset]  # the pid of the Dask worker process that ran it
+    assert set(pids) <= set(dask_client.run(os.getpid).values())
+    assert all(item.pid == pids[item.offset] for item in run.state.items)
+
+
+def test_processes_to_start_caps_the_items_running_at_once(dask_client):
+    running, most = 0, 0
+
+    class Count(Watch):
+        def process_event(self, event):
+            nonlocal running, most
+            if type(event) is Started:
+                running += 1
+                most = max(most, running)
+            elif type(event) is Done:
+                running -= 1
+            super().process_event(event)
+
+    run = Count(cluster_jobs.nap, process_data=[{"value": v, "seconds": 0.05} for v in range(6)],
+                processes_to_start=1, cluster=dask_client)
+
+    assert run.execute() == list(range(6))
+    assert most == 1
+
+
+def test_shared_data_reaches_each_worker_once_not_once_per_item(dask_client, tmp_path):
+    counted = cluster_jobs.Counted(str(tmp_path))
+    # stop_on_error makes every item a task of its own: 12 tasks, each needing shared_data
+    run = Watch(cluster_jobs.uses_counted, process_data=[{"value": v} for v in range(12)],
+                shared_data={"counted": counted}, processes_to_start=2, stop_on_error=True, cluster=dask_client)
+
+    assert run.execute() == [v * 2 for v in range(12)]
+    unpickled = list(tmp_path.glob("unpickled-*"))
+    assert 1 <= len(unpickled) <= len(dask_client.nthreads()), unpickled
+
+
+def test_many_small_items_travel_in_chunks(dask_client):
+    run = Watch(cluster_jobs.trivial, process_data=[{"value": v} for v in range(2000)], processes_to_start=2,
+                cluster=dask_client)
+
+    assert run.execute() == list(range(2000))
+    assert run.state.succeeded == 2000
+    submitted = {event.offset for event in run.events if type(event) is Started}
+    assert submitted == set(range(2000))
+
+
+def test_a_run_owns_its_local_cluster_and_closes_it(processes):
+    run = Watch(cluster_jobs.where, process_data=[{"value": v} for v in range(4)], processes_to_start=2,
+                cluster="local")
+
+    pids = run.execute()
+
+    assert len(set(pids)) in (1, 2) and os.getpid() not in pids
+    assert processes.still_running(set(pids), within=10) == []  # the cluster's workers are gone
+
+
+def test_mpmq_cluster_environment_variable_is_the_default(monkeypatch):
+    monkeypatch.setenv("MPMQ_CLUSTER", "local")
+    run = Watch(cluster_jobs.where, process_data=[{"value": v} for v in range(2)], processes_to_start=1)
+
+    pids = run.execute()
+
+    assert os.getpid() not in pids and all(event.worker for event in run.events)
+
+
+def test_recorded_cluster_run_replays_with_the_cluster_gone(tmp_path):
+    path = tmp_path / "run.db"
+    items = [{"value": value, "lines": 2} for value in range(6)]
+    live = Watch(cluster_jobs.chatty, process_data=items, processes_to_start=2, cluster="local")
+    live.execute(record=path)  # an owned cluster: closed when the run ends
+    with sqlite3.connect(path) as db:
+        [options] = db.execute("SELECT options FROM runs").fetchone()
+    options = json.loads(options)
+    assert options["backend"] == "dask" and options["cluster"] == "local"
+    assert options["scheduler"].startswith("tcp://127.0.0.1:")
+
+    replayed = Watch(cluster_jobs.chatty, process_data=items, processes_to_start=2)
+    assert replayed.replay(path) == live.results() == list(range(6))
+    assert dict(replayed.messages) == dict(live.messages)
+    assert [type(e) for e in replayed.events] == [type(e) for e in live.events]
+
+    # and in a process that never imported Dask: the CLI reads it
+    code = ("import sys; from replay.cli import main; sys.argv = ['mpmq-replay', 'logs', sys.argv[1]]; "
+            "main.main(sys.argv[1:], standalone_mode=False); assert 'distributed' not in sys.modules")
+    shown = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "item 5 line 1" in shown.stdout
+
+
+def test_import_mpmq_never_imports_distributed():
+    code = "import sys, mpmq; print('distributed' in sys.modules, 'dask' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["False", "False"], out
+
+
+def test_results_and_errors_are_read_like_local_ones(dask_client):
+    run = Watch(cluster_jobs.chatty, process_data=[{"value": 1}, {"value": "x", "base": None}],
+                processes_to_start=2, cluster=dask_client)
+
+    results = run.execute()
+
+    assert results[0] == 1
+    assert isinstance(results[1], TypeError)
+    assert "Traceback" in run.state.items[1].error.traceback
+    assert [type(e) for e in run.events if e.offset == 1][-2:] != [Result, Done]
+    assert any(type(e) is Log for e in run.events if e.offset == 1)
