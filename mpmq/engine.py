@@ -1,7 +1,7 @@
 """The engine: one loop from a source of events to the handlers.
 
-    worker processes --event batches--> WorkerPool.receive()   (backends/local/pool.py: one wait)
-        or a recording -----------------> RecordedSource        (sources.py)
+    a backend's workers --event batches--> backend.receive()   (backends/: local processes or
+        or a recording -----------------> RecordedSource        a Dask cluster; sources.py)
     -> FailurePolicy.review: attempts, retries, stop_on_error  (retries.py, live runs)
     -> stamp (seq, received_at) -> Recorder.append             (recording/writer.py, if asked)
     -> reduce(state, event)                                     (state.py: the only state change)
@@ -18,27 +18,20 @@ event it is handling. Results and failures are read from that state and nowhere 
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import signal
 import sys
-import threading
 from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from . import backends, outcomes, validate
-from .backends.local.pool import WorkerPool
 from .calling import call_style
 from .errors import RunFailed
 from .events import EVENT_TYPES, AnyEvent, Done, Ran, Result, Started, expand
 from .retries import FailurePolicy
 from .sources import EventSource, LiveSource, RecordedSource
 from .state import FOLDS, RunState, reduce
-
-
-class _Terminated(BaseException):
-    """SIGTERM arrived in the parent: shut down exactly as for Ctrl-C."""
+from .termination import Terminated, catch_sigterm, die_of_sigterm, restore_sigterm
 
 
 class Engine:
@@ -73,7 +66,7 @@ class Engine:
         # 0.7.0 applied the default here, and clients read it before the run (mpcurses)
         self.processes_to_start = processes_to_start or _default_workers(self.process_data, processes_to_start)
         self.timeout = timeout  # 0.7.0's join wait; accepted, never kills an item
-        self.context = _context(context)
+        self.context = backends.start_context(context)
         self.item_timeout = item_timeout
         self.stop_on_error = stop_on_error
         self.max_items_per_worker = max_items_per_worker
@@ -193,23 +186,21 @@ class Engine:
 
     def _drive(self) -> list:
         status = "crashed"
-        previous_sigterm = _catch_sigterm()
+        previous_sigterm = catch_sigterm()
         try:
             try:
                 self.execute_run()
                 status = outcomes.run_status(self._state)
-            except (KeyboardInterrupt, _Terminated):
+            except (KeyboardInterrupt, Terminated):
                 status = "interrupted"
                 raise
             finally:
                 self._end(status)
                 self.final()
-        except _Terminated:
-            _restore_sigterm(previous_sigterm)
-            signal.raise_signal(signal.SIGTERM)  # after a clean shutdown, die as asked
-            raise KeyboardInterrupt from None  # only reached when SIGTERM is handled elsewhere
+        except Terminated:
+            die_of_sigterm(previous_sigterm)
         finally:
-            _restore_sigterm(previous_sigterm)
+            restore_sigterm(previous_sigterm)
         return self.results()
 
     def replay(
@@ -337,7 +328,7 @@ class Engine:
                 retry_on=retry_on, engine_decides=decides,
             )
         else:
-            backend = WorkerPool(
+            backend = backends.local_backend(
                 self.function, items, shared, workers=workers, context=self.context, style=style,
                 max_items_per_worker=self.max_items_per_worker, item_timeout=self.item_timeout,
                 stop_on_error=self.stop_on_error, retry_on=retry_on, offsets=offsets,
@@ -484,29 +475,3 @@ def _default_workers(process_data: Any, given: Any) -> Any:
         return given
 
 
-def _context(context: str | Any | None) -> Any:
-    if context is None:
-        context = os.environ.get("MPMQ_START_METHOD") or None
-    if context is None or isinstance(context, str):
-        return multiprocessing.get_context(context)
-    if not hasattr(context, "Process"):
-        raise TypeError(f"context must be a start method name or a multiprocessing context, got {context!r}")
-    return context
-
-
-def _catch_sigterm() -> Any:
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def on_sigterm(signum: int, frame: Any) -> None:
-        raise _Terminated()
-
-    try:
-        return signal.signal(signal.SIGTERM, on_sigterm)
-    except (ValueError, OSError):
-        return None
-
-
-def _restore_sigterm(previous: Any) -> None:
-    if previous is not None and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, previous)

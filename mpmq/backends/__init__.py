@@ -20,6 +20,27 @@ CLUSTER_ENV = "MPMQ_CLUSTER"
 _ADDRESS = re.compile(r"^([a-z][a-z0-9+.-]*://)?[^\s/:]+(:\d+)?/?$", re.IGNORECASE)
 
 
+def start_context(context: str | Any | None) -> Any:
+    """The ``multiprocessing`` context local workers start with: ``context`` (a start method's
+    name or a context), else ``$MPMQ_START_METHOD``, else Python's default."""
+    import multiprocessing
+
+    if context is None:
+        context = os.environ.get("MPMQ_START_METHOD") or None
+    if context is None or isinstance(context, str):
+        return multiprocessing.get_context(context)
+    if not hasattr(context, "Process"):
+        raise TypeError(f"context must be a start method name or a multiprocessing context, got {context!r}")
+    return context
+
+
+def local_backend(function: Callable, items: list, shared_data: Mapping, **options: Any) -> Backend:
+    """Worker processes on this machine (``local/pool.py``; ``options`` as ``WorkerPool`` takes them)."""
+    from .local.pool import WorkerPool
+
+    return WorkerPool(function, items, shared_data, **options)
+
+
 def cluster_option(cluster: Any) -> Any:
     """The run's cluster: ``cluster`` as given, else ``$MPMQ_CLUSTER`` (so programs built on
     mpmq run on a cluster unmodified), checked now, before anything starts."""
