@@ -15,10 +15,6 @@ from ...events import Done, Error, Log, Started
 from ..item_runner import error_event
 from .tasks import Task
 
-# A dead worker or a timeout says nothing about the item's next attempt: retryable, whatever
-# retry_on says (issue 19), where events have the field (the retries engineer's, additive).
-_RETRYABLE = {"retryable": True} if "retryable" in Error.__struct_fields__ else {}
-
 
 def worker_died(task: Task, offset: int, exc: BaseException) -> list:
     """The worker running ``offset`` died (``KilledWorker``): its last log lines, if any arrived."""
@@ -27,14 +23,16 @@ def worker_died(task: Task, offset: int, exc: BaseException) -> list:
     if task.last_logs and task.running == offset:
         message += "; last log lines:\n" + "\n".join(f"  {line}" for line in task.last_logs)
     now = time.time()
-    return [Error(offset, task.pid, now, qualified_name(WorkerDied), message, worker=worker, **_RETRYABLE),
+    return [Error(offset, task.pid, now, qualified_name(WorkerDied), message, worker=worker,
+                  retryable=True),  # a dead worker says nothing of the next attempt (issue 19)
             Done(offset, task.pid, now, worker=worker)]
 
 
 def timed_out(task: Task, offset: int, seconds: float) -> list:
     message = f"item {offset} timed out after {seconds} s; its Dask worker {task.worker} is being restarted"
     now = time.time()
-    return [Error(offset, task.pid, now, qualified_name(ItemTimeout), message, worker=task.worker, **_RETRYABLE),
+    return [Error(offset, task.pid, now, qualified_name(ItemTimeout), message, worker=task.worker,
+                  retryable=True),  # nor does a timeout: retryable whatever retry_on says
             Done(offset, task.pid, now, worker=task.worker)]
 
 
