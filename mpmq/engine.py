@@ -310,13 +310,6 @@ class Engine:
         The one seam between the engine and its workers: another source of events (workers
         on other machines, say) implements ``sources.EventSource`` and is returned here.
         """
-        if self._link is not None:  # a Dask cluster (issue 17)
-            link, self._link = self._link, None  # the backend closes it from now on
-            backend = backends.cluster_backend(
-                link, self.function, items, shared, workers=workers, style=style,
-                item_timeout=self.item_timeout, stop_on_error=self.stop_on_error,
-            )
-            return LiveSource(backend)  # type: ignore[arg-type]
         retry_on = (self.retry_on or (BaseException,)) if self.retries else None
         decides = bool(self.retries or self.stop_on_error)  # what a failure means is decided here (issue 19)
         backend: Any

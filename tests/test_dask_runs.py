@@ -196,3 +196,27 @@ def test_results_and_errors_are_read_like_local_ones(dask_client):
     assert "Traceback" in run.state.items[1].error.traceback
     assert [type(e) for e in run.events if e.offset == 1][-2:] != [Result, Done]
     assert any(type(e) is Log for e in run.events if e.offset == 1)
+
+
+def test_retries_on_a_cluster_are_mpmqs_attempts_as_locally(dask_client, tmp_path):
+    """Issue 19 on the Dask backend: mpmq owns retries there too, attempt by attempt."""
+    from fixtures import retry_workers
+
+    data = [{"counter": str(tmp_path / "flaky"), "fails": 2, "value": 7},
+            {"counter": str(tmp_path / "down"), "fails": 9, "value": 8},
+            {"counter": str(tmp_path / "steady"), "value": 1}]
+    run = Watch(retry_workers.flaky, process_data=data, processes_to_start=2, retries=2, cluster=dask_client)
+    results = run.execute(record=str(tmp_path / "run.db"))
+
+    assert results[0] == 7 and results[2] == 1
+    assert type(results[1]) is ValueError and str(results[1]) == "call 3 failed"
+    assert [str(exc) for exc in results[1].attempts] == ["call 1 failed", "call 2 failed"]
+    starts = [(e.offset, e.attempt) for e in run.events if type(e) is Started]
+    assert sorted(starts) == [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3), (2, 1)]
+    assert [m for m in run.messages[0] if m.startswith("WARN")] == [
+        "WARN: attempt 1 of 3 failed, retrying: call 1 failed", "WARN: attempt 2 of 3 failed, retrying: call 2 failed"]
+    assert run.messages[1][-1] == "ERROR: call 3 failed" and run.completed_processes == 3
+    assert [os.path.getsize(tmp_path / name) for name in ("flaky", "down", "steady")] == [3, 3, 1]
+    replayed = Watch(retry_workers.flaky, process_data=data)
+    replayed.replay(str(tmp_path / "run.db"))
+    assert replayed.messages == run.messages
