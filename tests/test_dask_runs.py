@@ -220,3 +220,25 @@ def test_retries_on_a_cluster_are_mpmqs_attempts_as_locally(dask_client, tmp_pat
     replayed = Watch(retry_workers.flaky, process_data=data)
     replayed.replay(str(tmp_path / "run.db"))
     assert replayed.messages == run.messages
+
+
+def test_resume_on_a_cluster_runs_only_what_did_not_succeed(dask_client, tmp_path):
+    """Issue 19 on the Dask backend: a resumed run takes the recorded successes and gives the
+    cluster only the rest, recorded as one complete run."""
+    from fixtures import retry_workers
+
+    db = str(tmp_path / "run.db")
+    data = [{"counter": str(tmp_path / f"calls-{i}"), "number": i} for i in range(6)]
+    first = MPmq(retry_workers.counted, process_data=data, processes_to_start=2, cluster=dask_client)
+    assert first.execute(record=db) == [0, 2, 4, 6, 8, 10]
+    data[4] = dict(data[4], number=40)  # a changed input runs again
+
+    run = Watch(retry_workers.counted, process_data=data, processes_to_start=2, cluster=dask_client)
+    assert run.execute(record=db, resume=True) == [0, 2, 4, 6, 80, 10]
+
+    assert (run.resumed_from, run.resumed_items) == (1, [0, 1, 2, 3, 5])
+    assert [retry_workers.calls(item["counter"]) for item in data] == [1, 1, 1, 1, 2, 1]
+    assert run.completed_processes == 6 and sorted(run.messages) == list(range(6))
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT status, COUNT(*) FROM items WHERE run_id = 2 GROUP BY status").fetchall()
+    assert rows == [("succeeded", 6)]
