@@ -242,3 +242,20 @@ def test_resume_on_a_cluster_runs_only_what_did_not_succeed(dask_client, tmp_pat
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT status, COUNT(*) FROM items WHERE run_id = 2 GROUP BY status").fetchall()
     assert rows == [("succeeded", 6)]
+
+
+def test_the_report_of_a_cluster_run_draws_a_lane_per_cluster_worker(dask_client, tmp_path):
+    """Issue 17, point 4: a worker is its address and pid (two machines may share a pid)."""
+    db = str(tmp_path / "run.db")
+    MPmq(cluster_jobs.chatty, process_data=[{"value": n} for n in range(6)], processes_to_start=2,
+         cluster=dask_client).execute(record=db)
+    with sqlite3.connect(db) as conn:
+        workers = {row[0] for row in conn.execute(
+            "SELECT DISTINCT json_extract(data, '$.worker') FROM events WHERE kind = 'started'")}
+    page = subprocess.run([sys.executable, "-m", "replay.cli", "report", db, "-o", str(tmp_path / "r.html")],
+                          capture_output=True, text=True, timeout=60)
+    assert page.returncode == 0, page.stderr
+    html = (tmp_path / "r.html").read_text()
+    assert workers and None not in workers
+    for worker in workers:
+        assert f">{worker.split('://')[-1]} pid " in html  # the lane's label

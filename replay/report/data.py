@@ -77,6 +77,7 @@ class ItemView:
     traceback_kept: int | None = None  # characters of the traceback the item's log keeps (None: all)
     attempt: int = 1  # issue 19: which attempt this bar is (the item's own view: its last)
     retried: bool = False  # issue 19: an attempt that failed and was run again
+    worker: str | None = None  # issue 17: the cluster worker's address (None: this machine)
 
     @property
     def duration(self) -> float | None:
@@ -132,10 +133,13 @@ def collect(recording: Recording, run_id: int | None = None) -> Report:
     last_seen = t0
     begun: dict[int, Started] = {}  # issue 19: each item's latest start, for its attempts' bars
     attempts: list[ItemView] = []
+    where: dict[int, str] = {}  # issue 17: offset -> the cluster worker that ran it
     for _seq, received_at, event in recording.events(run.id):
         last_seen = max(last_seen, received_at)
         if type(event) is Started:
             begun[event.offset] = event
+            if event.worker is not None:
+                where[event.offset] = event.worker
         elif type(event) is Error and event.retrying:
             attempts += _attempt_view(begun.pop(event.offset, None), event, t0)
         if type(event) is Log:
@@ -149,6 +153,8 @@ def collect(recording: Recording, run_id: int | None = None) -> Report:
     ends = [r.ended_at for r in records if r.ended_at is not None]
     end = max([run.ended_at or last_seen, last_seen, *ends, *starts])
     items = [_item_view(r, t0, end, totals[r.offset], tails.get(r.offset, ())) for r in records]
+    for offset, worker in where.items():
+        items[offset].worker = worker
     for attempt in attempts:  # a retried item's own bar is its last attempt
         item, last = items[attempt.offset], begun.get(attempt.offset)
         if last is not None and item.start is not None:
@@ -166,7 +172,7 @@ def _attempt_view(start: Started | None, error: Error, t0: float) -> list[ItemVi
     outcome = _PARENT_FAILURES.get(error.type, "failed")
     return [ItemView(
         error.offset, outcome, start.pid or None, start.time - t0, error.time - t0, "", "", clean(error.type, 200),
-        clean(error.message, 2_000), "", attempt=start.attempt, retried=True,
+        clean(error.message, 2_000), "", attempt=start.attempt, retried=True, worker=start.worker,
     )]  # fmt: skip
 
 

@@ -1,6 +1,9 @@
-"""The report's timeline: an inline SVG with one lane per worker pid and one bar per item.
+"""The report's timeline: an inline SVG with one lane per worker and one bar per item.
 
-    started items --by pid--> lanes (packed when there are more than MAX_LANES pids)
+A worker is a pid on this machine, or a pid on a cluster worker's host (issue 17: pids of two
+machines may be equal, so a lane is a worker's address and pid).
+
+    started items --by worker--> lanes (packed when there are more than MAX_LANES workers)
                   --per lane, in start order--> bars (merged beyond MAX_BARS) -> <rect> + <title>
     items that never started (cancelled, ...) --> a row of chips under the chart
 
@@ -73,31 +76,37 @@ def timeline(report: Report) -> str:
 
 
 def _lanes(started: list[ItemView]) -> list[tuple[str, str, list[ItemView]]]:
-    """(label, tooltip, items in start order) per lane: one per pid, or packed beyond MAX_LANES."""
-    by_pid: dict[int | None, list[ItemView]] = {}
+    """(label, tooltip, items in start order) per lane: one per worker, or packed beyond MAX_LANES."""
+    by_pid: dict[tuple[str | None, int | None], list[ItemView]] = {}
     for item in sorted(started, key=lambda item: (item.start, item.offset)):
-        by_pid.setdefault(item.pid, []).append(item)
+        by_pid.setdefault((item.worker, item.pid), []).append(item)
     if len(by_pid) <= MAX_LANES:
-        return [(f"pid {pid}" if pid else "pid ?", _lane_title([pid], items), items) for pid, items in by_pid.items()]
+        return [(_lane_label(worker, pid), _lane_title([(worker, pid)], items), items)
+                for (worker, pid), items in by_pid.items()]
     # Too many pids to give each a lane (workers restarted often): a worker that started after
     # another ended shares its lane, first fit, which needs as many lanes as workers ever ran at once.
-    packed: list[tuple[list[float], list[int | None], list[ItemView]]] = []
-    for pid, items in by_pid.items():
+    packed: list[tuple[list[float], list[tuple[str | None, int | None]], list[ItemView]]] = []
+    for worker, items in by_pid.items():
         first, last = items[0].start or 0.0, max(item.end or 0.0 for item in items)
         lane = next((lane for lane in packed if lane[0][0] <= first), None)
         if lane is None:
             lane = ([last], [], [])
             packed.append(lane)
         lane[0][0] = last
-        lane[1].append(pid)
+        lane[1].append(worker)
         lane[2].extend(items)
     return [(f"{len(pids)} pids", _lane_title(pids, items), items) for _, pids, items in packed]
 
 
-def _lane_title(pids: list[int | None], items: list[ItemView]) -> str:
+def _lane_label(worker: str | None, pid: int | None) -> str:
+    where = f"pid {pid}" if pid else "pid ?"
+    return where if worker is None else f"{worker.split('://')[-1]} {where}"
+
+
+def _lane_title(pids: list[tuple[str | None, int | None]], items: list[ItemView]) -> str:
     busy = sum(item.duration or 0.0 for item in items)
-    names = ", ".join(str(pid) for pid in pids[:12]) + (" …" if len(pids) > 12 else "")
-    return f"worker pid {names}: {len(items):,} items, busy {seconds(busy)}"
+    names = ", ".join(_lane_label(worker, pid) for worker, pid in pids[:12]) + (" …" if len(pids) > 12 else "")
+    return f"worker {names}: {len(items):,} items, busy {seconds(busy)}"
 
 
 def _groups(items: list[ItemView], scale) -> list[list[ItemView]]:
