@@ -193,7 +193,7 @@ class ItemRunner:
                     else:
                         if not consecutive and tail:
                             sender.close_chunk()
-                        join((offset, started, ended, Payload(json=value)))
+                        join((offset, started, ended, value))  # as itself: see events.Ran
                         if ended - started > TRIVIAL_ITEM or len(tail) >= FLUSH_EVENTS:
                             sender._next_offset = offset + 1
                             sender.flush()

@@ -159,7 +159,7 @@ class EventSender:
 
     def _new_chunk(self) -> None:
         # The open chunk (issue 18): items the item thread finished with nothing to report but
-        # their value, not yet in the batch, as (offset, started, ended, Payload). The item
+        # their value, not yet in the batch, as (offset, started, ended, value: see events.Ran). The item
         # thread only appends (one atomic step); whoever holds the send lock moves what is
         # there into the batch as one ``Ran`` (``_close_chunk``). No lock per item.
         self._tail: list[tuple] = []
