@@ -231,9 +231,8 @@ class WorkerPool:
                     offsets = event.offsets
                     count = len(offsets)
                     # a worker runs its items in the order it got them: the chunk is the next held
-                    if len(held) >= count and held[0] == offsets[0] and held[count - 1] == offsets[-1]:
-                        for _ in range(count):
-                            held.popleft()
+                    if held[:count] == offsets:
+                        del held[:count]
                     else:
                         for offset in offsets:
                             held.remove(offset)
@@ -243,7 +242,7 @@ class WorkerPool:
                     chunked += 3 * count - 1
                 elif kind is Done:
                     if held and held[0] == event.offset:
-                        held.popleft()
+                        del held[0]
                     else:
                         held.remove(event.offset)
                     running = False
