@@ -54,8 +54,8 @@ class WorkerHandle:
         self.running = running  # shared slot: the offset the worker is running, or -1
         self.dedicated = dedicated  # started with its item(s); takes no more
         # Sent, not finished, in the order the worker runs them. A list, not a deque: a chunk's
-        # items leave it from the front in one ``del`` (issue 18: popleft per item was a tenth
-        # of the parent's time for a million items), and it never holds more than a few chunks.
+        # items leave it from the front in one ``del`` (issue 18: not a popleft per item), and
+        # it never holds more than a few chunks.
         self.held: list[int] = []
         self.started_at: float | None = None  # parent clock when the running item started
         self.item_began = 0.0  # the worker's clock when the running item started
