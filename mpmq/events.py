@@ -138,18 +138,24 @@ class Ran(Event, frozen=True, tag="ran"):
     numbers. Handlers never see it: whoever looks at items one by one gets the expansion.
     ``offset`` and ``time`` are the first item's; ``starts[i]``, ``ends[i]`` and ``values[i]``
     belong to ``offsets[i]``.
+
+    A value that is ``None``, a ``bool`` or a 64-bit ``int`` travels as itself, standing for
+    ``Payload(json=value)`` (``payload_of``): issue 18, half the bytes of a chunk of counts, and
+    no ``Payload`` made by the worker nor decoded by the parent per item.
     """
 
     offsets: list[int]
     starts: list[float]
     ends: list[float]
-    values: list[Payload]
+    values: list[Payload | bool | int | None]
 
     def expanded(self) -> list[AnyEvent]:
         """The ``started``, ``result`` and ``done`` of every item, in order."""
         pid, worker = self.pid, self.worker
         events: list[AnyEvent] = []
         for offset, start, end, value in zip(self.offsets, self.starts, self.ends, self.values):
+            if type(value) is not Payload:
+                value = Payload(json=value)
             events += (Started(offset, pid, start, worker=worker), Result(offset, pid, end, value, worker=worker),
                        Done(offset, pid, end, worker=worker))
         return events
@@ -158,6 +164,11 @@ class Ran(Event, frozen=True, tag="ran"):
     def size(self) -> int:
         """How many events this stands for (and how many sequence numbers it takes)."""
         return 3 * len(self.offsets)
+
+
+def payload_of(value: Payload | bool | int | None) -> Payload:
+    """A value of ``Ran.values`` as the ``Payload`` it stands for."""
+    return value if type(value) is Payload else Payload(json=value)
 
 
 AnyEvent = Started | Log | Result | Error | Done

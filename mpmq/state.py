@@ -307,10 +307,14 @@ def _ran(state: RunState, event: Ran) -> None:
         state._pid[first:end] = array("q", [event.pid]) * count
         state._started[first:end] = array("d", event.starts)
         state._ended[first:end] = array("d", event.ends)
-        state._result[first:end] = [
-            value.json if value.pickle is None and value.repr is None and value.json is not _UNSET else value
-            for value in event.values
-        ]
+        values = event.values
+        if Payload in set(map(type, values)):
+            values = [
+                value if type(value) is not Payload
+                else value.json if value.pickle is None and value.repr is None and value.json is not _UNSET else value
+                for value in values
+            ]
+        state._result[first:end] = values  # plain values as they came (events.Ran): no loop of ours
         state.pending -= count
         state.succeeded += count
         state.events += 3 * count

@@ -554,7 +554,7 @@ def test_an_item_stuck_holding_the_gil_times_out_even_with_large_items_queued_be
     assert results[:15] + results[16:] == [i for i in range(40) if i != 15]
 
 
-def test_chunks_shrink_with_the_queue_but_never_below_two_ms_of_work():
+def test_chunks_shrink_with_the_queue_but_never_below_two_ms_of_work_up_to_a_limit():
     pool = WorkerPool(workers.add, [{}] * 10_000, {}, workers=2, context=multiprocessing.get_context(), style=KWARGS)
     try:
         assert pool._chunk_size() == 512  # a share of 10,000 is 2,500: capped
@@ -564,6 +564,13 @@ def test_chunks_shrink_with_the_queue_but_never_below_two_ms_of_work():
         assert pool._chunk_size() == 200
         pool._item_seconds = 10.0  # 100 ms items: guided again
         assert pool._chunk_size() == 25
+        pool._inherit = True  # workers born holding the items (fork): chunks are offsets alone
+        pool._item_seconds = 0.0001  # 1 us items: 2,000 make 2 ms, more than MAX_CHUNK (issue 18)
+        assert pool._chunk_size() == 2000
+        pool._item_seconds = 0.00001  # 0.1 us items: capped
+        assert pool._chunk_size() == 2048
+        pool._inherit = False  # pickled items: what a busy worker may be sent bounds a chunk
+        assert pool._chunk_size() == 512
     finally:
         pool.close()
 

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mpmq.events import Done, Error, Log, Payload, Ran, Result, Started, expand, expanded_size
+from mpmq import events
+from mpmq.events import Done, Error, Log, Payload, Ran, Result, Started, expand, expanded_size, payload_of
 from mpmq.state import FAILED, PENDING, RUNNING, SUCCEEDED, RunState, reduce
 
 
@@ -42,6 +43,18 @@ def test_a_ran_chunk_folds_to_the_same_state_as_the_events_it_stands_for():
     assert (item.status, item.pid, item.started_at, item.ended_at, item.result) == (SUCCEEDED, 42, 11.0, 11.5,
                                                                                     Payload(json=30))
     assert state.items[1].status == PENDING and state.items[1].pid is None and state.items[1].result is None
+
+
+def test_a_ran_chunk_of_plain_values_folds_as_the_payloads_they_stand_for():
+    # issue 18: None, bools and 64-bit ints travel as themselves, anything else as a Payload
+    values = [None, True, 7, (1 << 64) - 1, Payload(json=1.5), Payload(pickle=b"x", repr="X()")]
+    chunk = Ran(0, 42, 1.0, list(range(6)), [1.0] * 6, [2.0] * 6, values)
+    state = fold(6, [chunk])
+    assert state == fold(6, chunk.expanded())
+    assert [item.result for item in state.items] == [payload_of(value) for value in values]
+    assert [event.value for event in chunk.expanded() if type(event) is Result] == [
+        Payload(json=None), Payload(json=True), Payload(json=7), Payload(json=(1 << 64) - 1), *values[4:]]
+    assert events.decode_batch(events.encode_batch([chunk])) == [chunk]  # each value keeps its type on the wire
 
 
 def test_a_ran_chunk_over_items_already_seen_folds_item_by_item():

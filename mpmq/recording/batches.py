@@ -24,7 +24,7 @@ from typing import Any
 
 import msgspec
 
-from ..events import Done, Error, Event, Log, Payload, Result, Started
+from ..events import Done, Error, Event, Log, Payload, Result, Started, payload_of
 from ..payload import is_wire_int
 from .rows import Rest, clean_text, rest_payload
 
@@ -137,6 +137,7 @@ class BatchRows:
                 chunked = True
                 values = []
                 for i, (offset, value) in enumerate(zip(event.offsets, event.values)):
+                    value = payload_of(value)  # a plain value on the wire (events.Ran)
                     text = scalar_text(value) if not keep else None
                     if text is None:
                         rest = self._rest_of(offset, value)

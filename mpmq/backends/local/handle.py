@@ -53,7 +53,10 @@ class WorkerHandle:
         self._own_watch = self.sentinel != process.sentinel  # a pidfd of ours, to close
         self.running = running  # shared slot: the offset the worker is running, or -1
         self.dedicated = dedicated  # started with its item(s); takes no more
-        self.held: deque[int] = deque()  # sent, not finished, in the order the worker runs them
+        # Sent, not finished, in the order the worker runs them. A list, not a deque: a chunk's
+        # items leave it from the front in one ``del`` (issue 18: not a popleft per item), and
+        # it never holds more than a few chunks.
+        self.held: list[int] = []
         self.started_at: float | None = None  # parent clock when the running item started
         self.item_began = 0.0  # the worker's clock when the running item started
         self.sent = 0

@@ -40,6 +40,7 @@ from .handle import WorkerHandle
 from .pending import PendingOffsets
 
 MAX_CHUNK = 512
+QUICK_CHUNK_LIMIT = 2048  # under fork, the most items a chunk holds to make CHUNK_SECONDS of work
 CHUNK_SECONDS = 0.002  # the least work a chunk holds once item times are known
 AHEAD_SECONDS = 0.01  # the most work in a chunk sent to a worker still holding a whole one
 BUSY_SEND_LIMIT = 64 * 1024  # bytes: well inside a socket pair's buffer
@@ -231,9 +232,8 @@ class WorkerPool:
                     offsets = event.offsets
                     count = len(offsets)
                     # a worker runs its items in the order it got them: the chunk is the next held
-                    if len(held) >= count and held[0] == offsets[0] and held[count - 1] == offsets[-1]:
-                        for _ in range(count):
-                            held.popleft()
+                    if held[:count] == offsets:
+                        del held[:count]
                     else:
                         for offset in offsets:
                             held.remove(offset)
@@ -243,7 +243,7 @@ class WorkerPool:
                     chunked += 3 * count - 1
                 elif kind is Done:
                     if held and held[0] == event.offset:
-                        held.popleft()
+                        del held[0]
                     else:
                         held.remove(event.offset)
                     running = False
@@ -296,15 +296,20 @@ class WorkerPool:
                 return
 
     def _chunk_size(self) -> int:
-        """Guided: a share of what is left, so workers finish together; but never so small
-        that a chunk is over before the parent can answer with the next (CHUNK_SECONDS of
-        work, judged from the items finished so far), nor larger than MAX_CHUNK."""
+        """Guided: a share of what is left, so workers finish together, at most MAX_CHUNK;
+        but never so small that a chunk is over before the parent can answer with the next
+        (CHUNK_SECONDS of work, judged from the items finished so far, up to
+        QUICK_CHUNK_LIMIT items: issue 18, each chunk costs both sides a message, a batch
+        and a wake-up, and 512 microsecond items are half a millisecond of work). Only
+        under fork, where a chunk is offsets alone: pickled items, MAX_CHUNK of them, must
+        stay within what a busy worker may be sent (BUSY_SEND_LIMIT)."""
         if self.stop_on_error:
             return 1  # never hold items another failure could have cancelled
-        guided = len(self.pending) // (2 * self.max_workers)
+        guided = min(MAX_CHUNK, len(self.pending) // (2 * self.max_workers))
         if self._items_timed:
-            guided = max(guided, int(CHUNK_SECONDS * self._items_timed / max(self._item_seconds, 1e-9)))
-        return max(1, min(MAX_CHUNK, guided))
+            quick = int(CHUNK_SECONDS * self._items_timed / max(self._item_seconds, 1e-9))
+            guided = max(guided, min(QUICK_CHUNK_LIMIT if self._inherit else MAX_CHUNK, quick))
+        return max(1, guided)
 
     def _ahead(self, size: int) -> int:
         """How many items a worker may still hold when it is sent a chunk of ``size``.

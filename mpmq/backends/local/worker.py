@@ -30,7 +30,7 @@ from ...errors import UnpicklableResult, qualified_name
 from ...events import Done, Error, Payload, Result, Started
 from ..item_runner import _EventLogHandler, error_event
 from .lean_records import LIVE_HANDLERS
-from .worker_channel import FLUSH_EVENTS, EventSender, Inbox
+from .worker_channel import TAIL_FLUSH, EventSender, Inbox
 
 TRIVIAL_ITEM = 0.001
 LARGE_RESULT = 1 << 20  # bytes of pickle from which a result skips the batch
@@ -91,22 +91,23 @@ class ItemRunner:
         sender, pid, handler, root, root_handlers = self.sender, self.pid, self.handler, self.root, self.root_handlers
         running = self.running if self.running is not None else _NO_SLOT
         function, shared, kwargs = self.function, self.shared_data, self.style == KWARGS
+        bare = kwargs and not shared  # f(**item): no merge of an empty shared_data per item
         clock, lean, announce = time.time, handler.lean, self.announce_starts
         live = LIVE_HANDLERS if lean.usable else ()  # () != lean's count: logging is reset each time
-        tail = sender._tail
-        join = tail.append
+        tail, ticket = sender._tail, sender._ticket
+        join = tail.extend  # one item's four fields at a time (EventSender._new_chunk)
+        debug = logging.DEBUG
         count = len(items)
         first = offsets[0]
         consecutive = offsets == list(range(first, first + count))
         if tail and first != sender._next_offset:
             sender.close_chunk()  # a chunk holds consecutive offsets: the parent folds it in slices
-        last, half = count - 1, count // 2
-        for index in range(count):
-            offset = offsets[index]
+        last, half = offsets[-1], offsets[count // 2] if count > 1 else None  # a chunk's offsets are distinct
+        for offset, item in zip(offsets, items):
             running.value = offset
             logged = handler.count
             started = clock()
-            sender._ticket = ticket = [(offset, pid, started)]  # its start, unsent: see EventSender
+            ticket.append((offset, pid, started))  # its start, unsent: see EventSender._new_chunk
             if sender._flusher_idle:
                 sender.wake_flusher()  # so a long item's start still leaves within FLUSH_INTERVAL
             if announce:
@@ -116,10 +117,15 @@ class ItemRunner:
             handler.offset = offset
             # Every item starts from the same logging set-up, whatever the previous one changed;
             # setLevel clears every logger's cache, so it is called only when something changed.
-            if root.level != logging.DEBUG or root.handlers != root_handlers or len(live) != lean.seen:
+            if root.level != debug or root.handlers != root_handlers or len(live) != lean.seen:
                 self._reset_logging()
             try:
-                value = function(**items[index], **shared) if kwargs else function(items[index], shared)
+                if bare:
+                    value = function(**item)
+                elif kwargs:
+                    value = function(**item, **shared)
+                else:
+                    value = function(item, shared)
             except BaseException as exc:  # SystemExit and KeyboardInterrupt in an item fail that item
                 handler.offset = -1  # a thread the item left logging speaks for no item
                 retryable = self.retry_on is not None and isinstance(exc, self.retry_on)
@@ -128,7 +134,7 @@ class ItemRunner:
                 handler.offset = -1
                 ended = clock()
                 kind = type(value)
-                if value is None or kind is bool or (kind is int and -(1 << 63) <= value < (1 << 64)):
+                if kind is int and -(1 << 63) <= value < (1 << 64) or value is None or kind is bool:
                     try:
                         ticket.pop()  # nobody sent its start: the item joins the open chunk
                     except IndexError:
@@ -136,18 +142,18 @@ class ItemRunner:
                     else:
                         if not consecutive and tail:
                             sender.close_chunk()
-                        join((offset, started, ended, Payload(json=value)))
-                        if ended - started > TRIVIAL_ITEM or len(tail) >= FLUSH_EVENTS:
+                        join((offset, started, ended, value))  # as itself: see events.Ran
+                        if ended - started > TRIVIAL_ITEM or len(tail) >= TAIL_FLUSH:
                             sender._next_offset = offset + 1
                             sender.flush()
                 else:
                     self._end(offset, started, ended, value, logged)
             running.value = -1  # between items: a death now is no item's fault
-            if index == last:
+            if offset == last:
                 sender._next_offset = offset + 1
                 if flush_at_end:
                     sender.flush()
-            elif index == half and waiting is not None and not waiting():
+            elif offset == half and waiting is not None and not waiting():
                 sender._next_offset = offset + 1
                 sender.flush()
 

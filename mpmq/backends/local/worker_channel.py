@@ -43,6 +43,8 @@ from .fork_relay import ForkRelay
 FLUSH_INTERVAL = 0.01
 FLUSH_EVENTS = 2048
 FLUSH_BYTES = 1 << 20
+TAIL_FIELDS = 4  # an item in the open chunk: offset, started, ended, value, flat (see _new_chunk)
+TAIL_FLUSH = FLUSH_EVENTS * TAIL_FIELDS  # the open chunk's length when it leaves at once
 
 
 class EventSender:
@@ -159,14 +161,16 @@ class EventSender:
 
     def _new_chunk(self) -> None:
         # The open chunk (issue 18): items the item thread finished with nothing to report but
-        # their value, not yet in the batch, as (offset, started, ended, Payload). The item
-        # thread only appends (one atomic step); whoever holds the send lock moves what is
-        # there into the batch as one ``Ran`` (``_close_chunk``). No lock per item.
-        self._tail: list[tuple] = []
+        # their value, not yet in the batch, flat: offset, started, ended, value (events.Ran),
+        # then the next item's four. The item thread only extends it by an item's four (one
+        # atomic step); whoever holds the send lock moves what is there into the batch as one
+        # ``Ran`` (``_close_chunk``, four slices). No lock, and no tuple kept, per item.
+        self._tail: list = []
         self._next_offset = -1  # the offset that continues the open chunk
         self._pid = os.getpid()
-        # The running item's start, while no one has sent it: [(offset, pid, time)], set by
-        # the item thread as the item starts (``worker.ItemRunner.run_chunk``). Whoever
+        # The running item's start, while no one has sent it: [(offset, pid, time)], appended
+        # by the item thread as the item starts (``worker.ItemRunner.run_chunk``), and empty
+        # again by the item's end, whoever took it; one list for the process's life. Whoever
         # pops it (an atomic step) owns that start: the item thread, finishing the item
         # quietly, puts the item in the open chunk; anyone else (a log line, the flusher,
         # a failure) puts a ``Started`` in the batch, and the item's events follow it.
@@ -194,11 +198,11 @@ class EventSender:
         tail = self._tail
         if offset != self._next_offset and tail:
             self.close_chunk()  # a chunk holds consecutive offsets: the parent folds it in slices
-        tail.append((offset, started, ended, value))
+        tail.extend((offset, started, ended, value))
         self._next_offset = offset + 1
         if size:
             self._size += size
-        if len(tail) >= FLUSH_EVENTS or self._size >= FLUSH_BYTES:
+        if len(tail) >= TAIL_FLUSH or self._size >= FLUSH_BYTES:
             self.flush()
         return True
 
@@ -208,9 +212,9 @@ class EventSender:
         count = len(tail)
         if not count:
             return
-        taken = tail[:count]
+        taken = tail[:count]  # whole items: the item thread extends it by one item at a time
         del tail[:count]  # what the item thread appends meanwhile stays, for the next chunk
-        offsets, starts, ends, values = map(list, zip(*taken))
+        offsets, starts, ends, values = taken[0::4], taken[1::4], taken[2::4], taken[3::4]  # TAIL_FIELDS
         self._batch.append(Ran(offsets[0], self._pid, starts[0], offsets, starts, ends, values))
 
     def _announce(self) -> None:
