@@ -27,8 +27,9 @@ from typing import Any
 from ... import payload
 from ...calling import KWARGS
 from ...errors import UnpicklableResult, qualified_name
-from ...events import Done, Error, Payload, Result, Started
-from ..item_runner import _EventLogHandler, error_event
+from ...events import Done, Error, Payload, Result
+from .. import item_runner
+from ..item_runner import error_event
 from .lean_records import LIVE_HANDLERS
 from .worker_channel import TAIL_FLUSH, EventSender, Inbox
 
@@ -46,29 +47,10 @@ class _NoSlot:
 _NO_SLOT = _NoSlot()
 
 
-class ItemRunner:
-    """Runs one item at a time with its logging captured, emitting its events.
-
-    ``running`` is a slot in shared memory holding the offset of the item being run, so when
-    this process dies the parent knows exactly which item killed it, even if the last batch
-    of events never left. ``retry_on`` (issue 19): the exception types whose failures the
-    engine may retry (``None``: the run has no retries), judged here, where the exception is.
-    """
-
-    def __init__(self, sender: EventSender, function: Callable, shared_data: Mapping, style: str,
-                 running: Any = None, announce_starts: bool = False,
-                 retry_on: tuple[type[BaseException], ...] | None = None) -> None:
-        self.retry_on = retry_on
-        self.running = running
-        self.announce_starts = announce_starts
-        self.sender = sender
-        self.function = function
-        self.shared_data = shared_data
-        self.style = style
-        self.pid = os.getpid()
-        self.handler = _EventLogHandler(sender, self.pid)
-        self.root = logging.getLogger()
-        self.root_handlers = [*self.root.handlers, self.handler]  # what the worker had, and ours
+class ItemRunner(item_runner.ItemRunner):
+    """The shared item runner (``backends/item_runner.py``: logging captured, the same events
+    and errors on every backend), with this backend's fast path: items run a chunk at a time,
+    and quick, quiet items join the sender's open ``Ran`` chunk (issue 18)."""
 
     def run(self, offset: int, item: Any, last: bool = True) -> None:
         """Run one item; ``last``: send what is unsent once it ends (no more items follow)."""
@@ -196,14 +178,6 @@ class ItemRunner:
         sender.emit(Done(offset, pid, time.time()))
         if self.handler.count != logged or time.time() - started > TRIVIAL_ITEM:
             sender.flush()
-
-    def fail_chunk(self, offsets: list[int], exc: BaseException) -> None:
-        """The chunk could not be unpickled here: fail each of its items, never lose one."""
-        for offset in offsets:
-            self.sender.emit(Started(offset, self.pid, time.time()))
-            self.sender.emit(error_event(offset, self.pid, exc))
-            self.sender.emit(Done(offset, self.pid, time.time()))
-        self.sender.flush()
 
 
 def worker_main(
