@@ -9,12 +9,12 @@ import queue
 import signal
 import sqlite3
 import time
-from collections import deque
 
 import pytest
 
 from fixtures import workers
 from mpmq import Done, Error, Log, MPmq, Result, RunFailed, Started
+from mpmq.backends.chunk_sizes import ChunkSizer
 from mpmq.backends.local.pool import WorkerPool
 from mpmq.calling import KWARGS
 from mpmq.errors import ItemCancelled
@@ -555,24 +555,33 @@ def test_an_item_stuck_holding_the_gil_times_out_even_with_large_items_queued_be
 
 
 def test_chunks_shrink_with_the_queue_but_never_below_two_ms_of_work_up_to_a_limit():
-    pool = WorkerPool(workers.add, [{}] * 10_000, {}, workers=2, context=multiprocessing.get_context(), style=KWARGS)
+    def sizer(seconds=None, items=100, quick_limit=2048):
+        sized = ChunkSizer(2, 0.002, 512, quick_limit)
+        if seconds is not None:
+            sized.timed(items, seconds)
+        return sized
+
+    assert sizer().size(10_000) == 512  # a share of 10,000 is 2,500: capped
+    assert sizer().size(100) == 25  # item times unknown: a quarter per worker pair
+    assert sizer(0.001).size(100) == 200  # 10 us items: 200 make 2 ms
+    assert sizer(10.0).size(100) == 25  # 100 ms items: guided again
+    assert sizer(0.0001).size(100) == 2000  # 1 us items: 2,000 make 2 ms, more than 512 (issue 18)
+    assert sizer(0.00001).size(100) == 2048  # 0.1 us items: capped
+    assert sizer(0.00001, quick_limit=512).size(100) == 512
+    for method, quick_limit in (("fork", 2048), ("spawn", 512)):
+        # under fork a chunk is offsets alone; pickled items must fit what a busy worker may be sent
+        pool = WorkerPool(workers.add, [{}] * 10, {}, workers=2, context=multiprocessing.get_context(method),
+                          style=KWARGS)
+        try:
+            assert (pool._sizer.limit, pool._sizer.quick_limit) == (512, quick_limit)
+        finally:
+            pool.close()
+    stopping = WorkerPool(workers.add, [{}] * 10_000, {}, workers=2, context=multiprocessing.get_context(),
+                          style=KWARGS, stop_on_error=True)
     try:
-        assert pool._chunk_size() == 512  # a share of 10,000 is 2,500: capped
-        pool.pending = deque(range(100))
-        assert pool._chunk_size() == 25  # item times unknown: a quarter per worker pair
-        pool._item_seconds, pool._items_timed = 0.001, 100  # 10 us items: 200 make 2 ms
-        assert pool._chunk_size() == 200
-        pool._item_seconds = 10.0  # 100 ms items: guided again
-        assert pool._chunk_size() == 25
-        pool._inherit = True  # workers born holding the items (fork): chunks are offsets alone
-        pool._item_seconds = 0.0001  # 1 us items: 2,000 make 2 ms, more than MAX_CHUNK (issue 18)
-        assert pool._chunk_size() == 2000
-        pool._item_seconds = 0.00001  # 0.1 us items: capped
-        assert pool._chunk_size() == 2048
-        pool._inherit = False  # pickled items: what a busy worker may be sent bounds a chunk
-        assert pool._chunk_size() == 512
+        assert stopping._chunk_size() == 1  # never hold items another failure could have cancelled
     finally:
-        pool.close()
+        stopping.close()
 
 
 SCALARS = [True, 0, -(2**63), 2**64 - 1, 2**70, 1.5, -0.0, float("inf"), "short", "x" * 5000, None,

@@ -41,6 +41,7 @@ from typing import Any
 import msgspec
 
 from ...events import Done, Error, Log, Started, decode_batch
+from ..chunk_sizes import ChunkSizer
 from . import failures
 from .link import ClusterLink
 from .task import run_chunk
@@ -103,8 +104,7 @@ class DaskBackend:
         self._strikes: dict[int, int] = {}
         self._shared: Any = None
         self._subscribed = False
-        self._item_seconds = 0.0
-        self._items_timed = 0
+        self._sizer = ChunkSizer(self.max_tasks, CHUNK_SECONDS, MAX_CHUNK)
         self._batches = 0
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -275,8 +275,7 @@ class DaskBackend:
                 task.running = None
                 self._deadlines.pop(task_id, None)
                 self.unfinished -= 1
-                self._item_seconds += event.time - task.began
-                self._items_timed += 1
+                self._sizer.timed(1, event.time - task.began)
             elif kind is Error:
                 self._on_failure()
             kept.append(event)
@@ -396,10 +395,7 @@ class DaskBackend:
         least ``CHUNK_SECONDS`` of work once item times are known, at most ``MAX_CHUNK``."""
         if self.one_item_per_task:
             return 1
-        guided = len(self.pending) // (2 * self.max_tasks)
-        if self._items_timed:
-            guided = max(guided, int(CHUNK_SECONDS * self._items_timed / max(self._item_seconds, 1e-9)))
-        return max(1, min(MAX_CHUNK, guided))
+        return self._sizer.size(len(self.pending))
 
     def _submit(self) -> None:
         while (self._in_flight < self.max_tasks and self.pending and not self.closed and not self.stopped

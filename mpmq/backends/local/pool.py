@@ -35,6 +35,7 @@ from typing import Any
 
 from ...errors import ItemCancelled, ItemTimeout, WorkerDied, qualified_name
 from ...events import Done, Error, Ran, Started, expand
+from ..chunk_sizes import ChunkSizer
 from . import chunks
 from .handle import WorkerHandle
 from .pending import PendingOffsets
@@ -89,9 +90,11 @@ class WorkerPool:
         self._produced: list = []  # events the pool made between receives (cancellations)
         self.stopped = False
         self.closed = False
-        self._item_seconds = 0.0  # time finished items took, for the chunk size
         self._inherit = context.get_start_method() == "fork"  # workers are born holding the items
-        self._items_timed = 0
+        # Under fork a chunk is offsets alone, so quick items may come QUICK_CHUNK_LIMIT at a
+        # time; pickled items, MAX_CHUNK at most, must fit what a busy worker may be sent.
+        self._sizer = ChunkSizer(self.max_workers, CHUNK_SECONDS, MAX_CHUNK,
+                                 QUICK_CHUNK_LIMIT if self._inherit else MAX_CHUNK)
         self.compact = False  # hand out ``events.Ran`` chunks as they came (True) or expanded
         self.received = 0  # events handed out so far, a Ran chunk counted as the events it stands for
         # Workers are not daemonic, so at interpreter exit multiprocessing would join them:
@@ -265,8 +268,7 @@ class WorkerPool:
             worker.started_at = heard
         worker.item_began = began
         self.unfinished -= finished
-        self._item_seconds += seconds
-        self._items_timed += finished
+        self._sizer.timed(finished, seconds)
 
     def _close_pipe(self, worker: WorkerHandle) -> None:
         if not worker.eof:
@@ -305,11 +307,7 @@ class WorkerPool:
         stay within what a busy worker may be sent (BUSY_SEND_LIMIT)."""
         if self.stop_on_error:
             return 1  # never hold items another failure could have cancelled
-        guided = min(MAX_CHUNK, len(self.pending) // (2 * self.max_workers))
-        if self._items_timed:
-            quick = int(CHUNK_SECONDS * self._items_timed / max(self._item_seconds, 1e-9))
-            guided = max(guided, min(QUICK_CHUNK_LIMIT if self._inherit else MAX_CHUNK, quick))
-        return max(1, guided)
+        return self._sizer.size(len(self.pending))
 
     def _ahead(self, size: int) -> int:
         """How many items a worker may still hold when it is sent a chunk of ``size``.
@@ -319,7 +317,7 @@ class WorkerPool:
         never waits for a parent slowed by a busy machine (issue 18), and holding that much
         more costs the others little at the end of the run.
         """
-        if self._items_timed and size * self._item_seconds <= AHEAD_SECONDS * self._items_timed:
+        if self._sizer.quick(size, AHEAD_SECONDS):
             return size
         return size // 2
 
