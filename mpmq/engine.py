@@ -1,4 +1,4 @@
-"""The engine: one loop from a source of events to the handlers.
+"""The engine: a run from its options to its results, around one loop (``loop.py``).
 
     a backend's workers --event batches--> backend.receive()   (backends/: local processes or
         or a recording -----------------> RecordedSource        a Dask cluster; sources.py)
@@ -8,33 +8,29 @@
     -> process_event(event)                                     (handlers; compat.py turns events
                                                                  into 0.7.0 messages and hooks)
 
-Events are reduced and handed to the handlers one at a time, in receive order, as the
-consumer asks for them (a ``Ran`` chunk of items that only returned a value is folded in one
-step when no handler looks at those items one by one, and handed out as its per-item events
-when one does: issue 18): whichever loop drives the run (``run()``, a client's own loop over
-``message_queue.get``, or a replay), the state a handler sees is exactly the state after the
-event it is handling. Results and failures are read from that state and nowhere else.
+Here: checking the input before any worker starts, choosing the source (a backend, a
+recording, or both for a resumed run), opening the recording, and ending all of it whatever
+happened; ``execute`` and ``replay`` return the results read from the state, and nowhere else.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from . import backends, outcomes, validate
 from .calling import call_style
 from .errors import RunFailed
-from .events import EVENT_TYPES, AnyEvent, Done, Ran, Result, Started, expand
+from .loop import EventLoop
 from .retries import FailurePolicy
 from .sources import EventSource, LiveSource, RecordedSource
-from .state import FOLDS, RunState, reduce
+from .state import RunState
 from .termination import Terminated, catch_sigterm, die_of_sigterm, restore_sigterm
 
 
-class Engine:
+class Engine(EventLoop):
     """Runs ``function`` over ``process_data`` and hands every event to ``process_event``."""
 
     def __init__(
@@ -54,6 +50,7 @@ class Engine:
         retry_on: tuple[type[BaseException], ...] | None = None,
         cluster: Any = None,
     ) -> None:
+        super().__init__()
         validate.check_function(function)
         validate.check_retries(retries, retry_delay, retry_on)
         self.cluster = backends.cluster_option(cluster)  # None: this machine's processes
@@ -73,36 +70,12 @@ class Engine:
         self.retries = retries  # issue 19: attempts after the first, for what retry_on allows
         self.retry_delay = retry_delay
         self.retry_on = retry_on
-        self._policy: FailurePolicy | None = None
         self.resumed_from: int | None = None  # issue 19: the recorded run a resume=True run resumed
         self.resumed_items: list[int] = []  # issue 19: the offsets it took from that run
-        self._source: EventSource | None = None
-        self._ended_source: EventSource | None = None
-        self._state = RunState.new(0)
-        self._batches: deque = deque()  # (first seq, received_at, events) not yet handed out
-        self._events: list = []  # the batch being handed out, event by event
-        self._index = 0
-        self._seq0 = 0
-        self._received_at = 0.0
-        self._recorder: Any = None
-        self._folds = FOLDS
         self._record_options: dict = {}
-        self._replay: Any = None
         self._allow_pickle = True
         self._link: Any = None  # the connection to a cluster, for a run with ``cluster``
         self.recording_error: str | None = None
-
-    # -- the typed-event handler -------------------------------------------------------------
-
-    def process_event(self, event: AnyEvent) -> None:
-        """Receives every event of the run, in order. Override it to watch typed events."""
-
-    # -- driving a run -----------------------------------------------------------------------
-
-    @property
-    def state(self) -> RunState:
-        """The run's state after the last event handed to the handlers."""
-        return self._state
 
     def execute_run(self) -> None:
         """Start the run and hand every event to ``process_event`` until the end."""
@@ -110,42 +83,6 @@ class Engine:
         handlers = self._own_loop_handlers()
         while self._hand_out_received(None, handlers) or not self._over:
             pass
-
-    def _event_handlers(self) -> dict[type, Callable[[Any], None] | None]:
-        """What our own loop calls for each kind of event; ``None`` where nothing would happen.
-
-        A run of 10,000 trivial items carries 30,000 events: calling a handler that does
-        nothing for each is most of the parent's work, so hooks nobody overrode are skipped.
-        """
-        handler = self.process_event if type(self).process_event is not Engine.process_event else None
-        return dict.fromkeys(EVENT_TYPES, handler)
-
-    def _own_loop_handlers(self) -> dict[type, Callable[[Any], None] | None]:
-        """``_event_handlers`` for ``_hand_out_received``, with what it does with an ``events.Ran``.
-
-        A chunk of items that started, returned and ended is folded in one step when nobody
-        looks at those events one by one (issue 18: a million trivial items). When a handler
-        does (``on_start_process``, ``on_complete_process``, ``process_event``...), or a replay
-        checks every event, the chunk is handed out as the events it stands for, each folded
-        before its handler runs: the state a handler sees is exact either way.
-        """
-        handlers = self._event_handlers()
-        folds = dict(FOLDS)
-        if self._replay is not None or any(handlers[kind] is not None for kind in (Started, Result, Done)):
-            handlers[Ran] = self._expand_chunks
-            folds[Ran] = _fold_later
-        else:
-            handlers[Ran] = None
-        self._folds = folds
-        return handlers
-
-    def _expand_chunks(self, event: Ran) -> None:
-        """Put the per-item events of every chunk left in the batch in their place (``event``
-        first), to be folded and handed out one by one."""
-        index = self._index - 1
-        events = self._events
-        self._events = events[:index] + expand(events[index:])
-        self._index = index
 
     def final(self) -> None:
         """Called at the end of ``execute`` and ``replay``, whatever happened."""
@@ -353,89 +290,6 @@ class Engine:
     def _call_style(self) -> str:
         return call_style(self.function)
 
-    @property
-    def _over(self) -> bool:
-        source = self._source
-        return source is None or (
-            self._index >= len(self._events) and not self._batches and source.exhausted
-            and (self._policy is None or not self._policy.waiting)
-        )
-
-    def _hand_out_received(self, timeout: float | None, handlers: dict[type, Any]) -> bool:
-        """Hand every event received so far to ``handlers`` (waiting up to ``timeout`` for one).
-
-        The same steps as ``_next_event``, in one loop, for consumers that take every event
-        as it comes (our own loops); False if no event came within ``timeout``.
-        """
-        if self._index >= len(self._events) and not self._batches and not self._receive(timeout):
-            return False
-        state, replay, folds = self._state, self._replay, self._folds
-        while True:
-            events, index = self._events, self._index
-            count = len(events)
-            while index < count:
-                event = events[index]
-                index += 1
-                kind = type(event)
-                folds[kind](state, event)  # what reduce(state, event) does, a call shorter
-                if replay is not None:
-                    replay.at(self._seq0 + index - 1, self._received_at, event)
-                handler = handlers[kind]
-                if handler is not None:
-                    self._index = index  # what the handler sees, should it look
-                    handler(event)
-                    if self._index != index or self._events is not events:
-                        break  # the handler took events itself: go on from where it left off
-            else:
-                self._index = index
-                if replay is None and len(self._batches) < 2:
-                    # A look (no wait) between batches: a worker asking for its next chunk is
-                    # answered now, not after everything already received has been handed out.
-                    self._receive(0)
-                if not self._batches:
-                    return True
-                self._seq0, self._received_at, self._events = self._batches.popleft()
-                self._index = 0
-
-    def _next_event(self, timeout: float | None) -> bool:
-        """Hand the next event to the handlers; False if none came within ``timeout``."""
-        index = self._index
-        if index >= len(self._events):
-            if not self._batches and not self._receive(timeout):
-                return False
-            self._seq0, self._received_at, self._events = self._batches.popleft()
-            index = 0
-        event = self._events[index]
-        if type(event) is Ran:  # whoever pulls events pulls them one by one
-            self._events = self._events[:index] + expand(self._events[index:])
-            event = self._events[index]
-        self._index = index + 1
-        reduce(self._state, event)
-        if self._replay is not None:
-            self._replay.at(self._seq0 + index, self._received_at, event)
-        self.process_event(event)
-        return True
-
-    def _receive(self, timeout: float | None) -> bool:
-        """Wait for the next batches from the source (and record them); False if none came."""
-        if self._source is None:
-            return False
-        policy = self._policy
-        if policy is not None and policy.waiting:  # a retry is due later (issue 19)
-            if self._source.exhausted:
-                policy.wait_for_due(timeout)
-            else:
-                timeout = policy.bound(timeout)
-        batches = self._source.receive(timeout)
-        if not batches:
-            return False
-        recorder = self._recorder
-        if recorder is not None:  # its own thread commits them (recording/writer.py)
-            for batch in batches:  # as they came, Ran chunks and all (issue 18)
-                recorder.append_batch(*batch)
-        self._batches.extend(batches)
-        return True
-
     def _end(self, status: str) -> None:
         source, self._source = self._source, None
         self._ended_source = source
@@ -450,16 +304,6 @@ class Engine:
                 print(f"mpmq: recording failed, results are unaffected: {recorder.failure}", file=sys.stderr)
         self._batches.clear()
         self._events, self._index = [], 0
-
-    def process_for(self, pid: int) -> Any:
-        """The worker process object for ``pid`` while it runs (None in a replay)."""
-        source = self._source or self._ended_source
-        return source.process_for(pid) if source is not None else None
-
-
-def _fold_later(state: RunState, event: Ran) -> None:
-    """A chunk someone looks at item by item is folded as its events, as they are handed out."""
-
 
 def _default_workers(process_data: Any, given: Any) -> Any:
     try:
