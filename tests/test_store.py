@@ -273,6 +273,36 @@ def test_none_and_counts_rest_exactly_as_the_general_rule_keeps_them(value):
     assert rest_payload(live, False) == scalar_rest(live) == general_rest(live, False)
 
 
+# Issue 18: successes returning None or a count are written many rows per UPDATE from the
+# state's columns (with SQLite before 3.33, row by row); every other item row by row. 450
+# items: two full multi-row statements and a shorter one, other items among them.
+BULK_VALUES = [None, 0, -1, 7, 2**63 - 1, -(2**63), 2**64 - 1, True, "text", 2**64, 1.5]
+
+
+@pytest.mark.parametrize("update_from", [True, False], ids=["update-from", "row-by-row"])
+def test_item_rows_of_plain_successes_written_in_bulk_match_the_general_rule(db, monkeypatch, update_from):
+    from mpmq.recording import writer
+
+    monkeypatch.setattr(writer, "_UPDATE_FROM", update_from and writer._UPDATE_FROM)
+    count = 450
+    values = [BULK_VALUES[o % len(BULK_VALUES)] for o in range(count)]
+    events = []
+    for offset, value in enumerate(values):
+        if offset % 50 != 49:  # every 50th item never runs: its row stays pending
+            events += item_events(offset, logs=0, fail=offset % 97 == 3, value=value)
+    rec, state = record(db, events, count, status="failed")
+    rows = sql(db, "SELECT offset, status, pid, started_at, ended_at, duration, result, result_repr, error_type"
+                   " FROM items WHERE run_id = ? ORDER BY offset", rec.run_id)  # fmt: skip
+    expected = []
+    for item in state.items:
+        rest = None if item.result is None else general_rest(item.result, False)
+        error = item.error.type if item.error is not None else None
+        expected.append((item.offset, item.status, item.pid, item.started_at, item.ended_at, item.duration,
+                         rest and rest.json, rest and rest.repr, error))  # fmt: skip
+    assert rows == expected
+    assert [r[1] for r in rows].count("pending") == count // 50 and [r[1] for r in rows].count("failed") == 5
+
+
 FLAT = [{}, {"n": 1}, {"a": 1.5, "b": -0.0, "c": "x", "d": None, "e": True, "f": 2**64 - 1, "g": -(2**63)},
         {"name": "é\u2028\n\"q\""}, {"s": "x" * 20_000}]
 NOT_FLAT = [{"n": 2**64}, {"x": float("nan")}, {"x": float("inf")}, {1: "int key"}, {"t": (1, 2)},

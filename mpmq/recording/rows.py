@@ -170,18 +170,20 @@ class EventInserts:
 
 
 def multi_row_inserts(
-    head: str, values: str, width: int, flat: list[Any], max_variables: int
+    head: str, values: str, width: int, flat: list[Any], max_variables: int, tail: str = ""
 ) -> list[tuple[str, list]]:
     """``executemany`` pairs inserting the rows flattened in ``flat``, ``width`` values each:
-    full multi-row INSERTs, then one for the rest."""
+    full multi-row INSERTs, then one for the rest (``tail`` follows the rows: an UPDATE's
+    ``FROM (VALUES ...)`` goes on after them)."""
     per_insert = max(1, min(_ROWS_PER_INSERT, max_variables // width))
     step = width * per_insert
     full = len(flat) // step
     statements = []
     if full:
-        statements.append((_insert(head, values, per_insert), [flat[i * step : (i + 1) * step] for i in range(full)]))
+        rows = [flat[i * step : (i + 1) * step] for i in range(full)]
+        statements.append((_insert(head, values, per_insert) + tail, rows))
     if len(flat) > full * step:
-        statements.append((_insert(head, values, (len(flat) - full * step) // width), [flat[full * step :]]))
+        statements.append((_insert(head, values, (len(flat) - full * step) // width) + tail, [flat[full * step :]]))
     return statements
 
 
