@@ -43,6 +43,7 @@ from mpmq.recording.rows import (
     flat_input_columns,
     general_rest,
     input_columns,
+    item_inputs,
     rest_payload,
     scalar_rest,
 )
@@ -316,6 +317,18 @@ def test_flat_items_inputs_rest_exactly_as_the_general_rule_keeps_them(value):
     assert (fast is not None) == (value in FLAT)
     if fast is not None:
         assert fast == input_columns(value, patterns, False)
+
+
+def test_item_input_rows_rest_exactly_as_the_general_rule_keeps_them():
+    # Issue 18: item_inputs checks a run's flat items inline, their keys once per key set;
+    # runs of items sharing keys, secret keys and values the fast path must refuse among them.
+    patterns = patterns_for(True)
+    values = FLAT + NOT_FLAT + [{"n": 1}, {"n": 2}, {"n": 2**64}, {"n": "x"}, {"token": 1}, {"token": 2},
+                                {"n": 3}, {"x": -float("inf")}, {"x": 1e300}] + FLAT  # fmt: skip
+    statements = item_inputs(7, values, patterns, False, 999)
+    flat = [value for _, batches in statements for batch in batches for value in batch]
+    rows = [tuple(flat[i : i + 4]) for i in range(0, len(flat), 4)]
+    assert rows == [(offset, *input_columns(value, patterns, False)) for offset, value in enumerate(values)]
 
 
 def test_pickles_only_with_keep_pickle(db, tmp_path):
