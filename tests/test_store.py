@@ -319,6 +319,44 @@ def test_flat_items_inputs_rest_exactly_as_the_general_rule_keeps_them(value):
         assert fast == input_columns(value, patterns, False)
 
 
+def test_the_recorder_thread_writes_the_rows_of_finished_items_as_the_run_goes(db):
+    # Issue 18: the rows of items that succeeded plainly are written mid-run from the live
+    # state; the rest (a failure, a result JSON cannot hold, items still running) at the end.
+    count = 12
+    values = [{"not": "plain"} if offset == 5 else offset for offset in range(count)]
+    rec = Recorder.open(db, header(item_count=count), [{"n": o} for o in range(count)], {})
+    state = RunState.new(count)
+    rec.write_in_background(state)
+    events = [e for offset in range(8) for e in item_events(offset, logs=1, fail=offset == 3, value=values[offset])]
+    events += item_events(8, logs=1)[:2]  # item 8 started and logged: still running
+    rec.append_batch(0, T0 + 10, events)
+    for event in events:
+        reduce(state, event)
+
+    def statuses():
+        return [row[0] for row in sql(db, "SELECT status FROM items WHERE run_id = ? ORDER BY offset", rec.run_id)]
+
+    rec.append_batch(len(events), T0 + 11, [])  # the next flush (within 0.1 s) looks at the state
+    while statuses().count("succeeded") < 6:  # the test deadline bounds this wait
+        time.sleep(0.01)
+    succeeded, pending = ["succeeded"], ["pending"]
+    assert statuses() == succeeded * 3 + pending + succeeded + pending + succeeded * 2 + pending * 4
+    rest = item_events(8, logs=1)[2:] + [e for o in range(9, count) for e in item_events(o, logs=0)]
+    rec.append_batch(len(events), T0 + 12, rest)
+    for event in rest:
+        reduce(state, event)
+    rec.finish("failed", state)
+    rows = sql(db, "SELECT offset, status, pid, started_at, ended_at, duration, result, result_repr, error_type"
+                   " FROM items WHERE run_id = ? ORDER BY offset", rec.run_id)  # fmt: skip
+    expected = []
+    for item in state.items:
+        rest_value = None if item.result is None else general_rest(item.result, False)
+        error = item.error.type if item.error is not None else None
+        expected.append((item.offset, item.status, item.pid, item.started_at, item.ended_at, item.duration,
+                         rest_value and rest_value.json, rest_value and rest_value.repr, error))  # fmt: skip
+    assert rows == expected and [r[1] for r in rows].count("succeeded") == count - 1
+
+
 def test_item_input_rows_rest_exactly_as_the_general_rule_keeps_them():
     # Issue 18: item_inputs checks a run's flat items inline, their keys once per key set;
     # runs of items sharing keys, secret keys and values the fast path must refuse among them.
