@@ -237,7 +237,7 @@ class Engine(EventLoop):
         finally:
             self._state = RunState.new(len(items))  # built while the first workers start up
         if self._recorder is not None:
-            self._recorder.write_in_background()  # after the first forks: fewer forks with a thread
+            self._recorder.write_in_background(self._state)  # after the first forks: fewer forks with a thread
 
     def _live_source(self, items: list, shared: Mapping, workers: int, style: str,
                      offsets: list[int] | None = None) -> EventSource:

@@ -43,6 +43,7 @@ from mpmq.recording.rows import (
     flat_input_columns,
     general_rest,
     input_columns,
+    item_inputs,
     rest_payload,
     scalar_rest,
 )
@@ -273,6 +274,36 @@ def test_none_and_counts_rest_exactly_as_the_general_rule_keeps_them(value):
     assert rest_payload(live, False) == scalar_rest(live) == general_rest(live, False)
 
 
+# Issue 18: successes returning None or a count are written many rows per UPDATE from the
+# state's columns (with SQLite before 3.33, row by row); every other item row by row. 450
+# items: two full multi-row statements and a shorter one, other items among them.
+BULK_VALUES = [None, 0, -1, 7, 2**63 - 1, -(2**63), 2**64 - 1, True, "text", 2**64, 1.5]
+
+
+@pytest.mark.parametrize("update_from", [True, False], ids=["update-from", "row-by-row"])
+def test_item_rows_of_plain_successes_written_in_bulk_match_the_general_rule(db, monkeypatch, update_from):
+    from mpmq.recording import writer
+
+    monkeypatch.setattr(writer, "_UPDATE_FROM", update_from and writer._UPDATE_FROM)
+    count = 450
+    values = [BULK_VALUES[o % len(BULK_VALUES)] for o in range(count)]
+    events = []
+    for offset, value in enumerate(values):
+        if offset % 50 != 49:  # every 50th item never runs: its row stays pending
+            events += item_events(offset, logs=0, fail=offset % 97 == 3, value=value)
+    rec, state = record(db, events, count, status="failed")
+    rows = sql(db, "SELECT offset, status, pid, started_at, ended_at, duration, result, result_repr, error_type"
+                   " FROM items WHERE run_id = ? ORDER BY offset", rec.run_id)  # fmt: skip
+    expected = []
+    for item in state.items:
+        rest = None if item.result is None else general_rest(item.result, False)
+        error = item.error.type if item.error is not None else None
+        expected.append((item.offset, item.status, item.pid, item.started_at, item.ended_at, item.duration,
+                         rest and rest.json, rest and rest.repr, error))  # fmt: skip
+    assert rows == expected
+    assert [r[1] for r in rows].count("pending") == count // 50 and [r[1] for r in rows].count("failed") == 5
+
+
 FLAT = [{}, {"n": 1}, {"a": 1.5, "b": -0.0, "c": "x", "d": None, "e": True, "f": 2**64 - 1, "g": -(2**63)},
         {"name": "é\u2028\n\"q\""}, {"s": "x" * 20_000}]
 NOT_FLAT = [{"n": 2**64}, {"x": float("nan")}, {"x": float("inf")}, {1: "int key"}, {"t": (1, 2)},
@@ -286,6 +317,56 @@ def test_flat_items_inputs_rest_exactly_as_the_general_rule_keeps_them(value):
     assert (fast is not None) == (value in FLAT)
     if fast is not None:
         assert fast == input_columns(value, patterns, False)
+
+
+def test_the_recorder_thread_writes_the_rows_of_finished_items_as_the_run_goes(db):
+    # Issue 18: the rows of items that succeeded plainly are written mid-run from the live
+    # state; the rest (a failure, a result JSON cannot hold, items still running) at the end.
+    count = 12
+    values = [{"not": "plain"} if offset == 5 else offset for offset in range(count)]
+    rec = Recorder.open(db, header(item_count=count), [{"n": o} for o in range(count)], {})
+    state = RunState.new(count)
+    rec.write_in_background(state)
+    events = [e for offset in range(8) for e in item_events(offset, logs=1, fail=offset == 3, value=values[offset])]
+    events += item_events(8, logs=1)[:2]  # item 8 started and logged: still running
+    rec.append_batch(0, T0 + 10, events)
+    for event in events:
+        reduce(state, event)
+
+    def statuses():
+        return [row[0] for row in sql(db, "SELECT status FROM items WHERE run_id = ? ORDER BY offset", rec.run_id)]
+
+    rec.append_batch(len(events), T0 + 11, [])  # the next flush (within 0.1 s) looks at the state
+    while statuses().count("succeeded") < 6:  # the test deadline bounds this wait
+        time.sleep(0.01)
+    succeeded, pending = ["succeeded"], ["pending"]
+    assert statuses() == succeeded * 3 + pending + succeeded + pending + succeeded * 2 + pending * 4
+    rest = item_events(8, logs=1)[2:] + [e for o in range(9, count) for e in item_events(o, logs=0)]
+    rec.append_batch(len(events), T0 + 12, rest)
+    for event in rest:
+        reduce(state, event)
+    rec.finish("failed", state)
+    rows = sql(db, "SELECT offset, status, pid, started_at, ended_at, duration, result, result_repr, error_type"
+                   " FROM items WHERE run_id = ? ORDER BY offset", rec.run_id)  # fmt: skip
+    expected = []
+    for item in state.items:
+        rest_value = None if item.result is None else general_rest(item.result, False)
+        error = item.error.type if item.error is not None else None
+        expected.append((item.offset, item.status, item.pid, item.started_at, item.ended_at, item.duration,
+                         rest_value and rest_value.json, rest_value and rest_value.repr, error))  # fmt: skip
+    assert rows == expected and [r[1] for r in rows].count("succeeded") == count - 1
+
+
+def test_item_input_rows_rest_exactly_as_the_general_rule_keeps_them():
+    # Issue 18: item_inputs checks a run's flat items inline, their keys once per key set;
+    # runs of items sharing keys, secret keys and values the fast path must refuse among them.
+    patterns = patterns_for(True)
+    values = FLAT + NOT_FLAT + [{"n": 1}, {"n": 2}, {"n": 2**64}, {"n": "x"}, {"token": 1}, {"token": 2},
+                                {"n": 3}, {"x": -float("inf")}, {"x": 1e300}] + FLAT  # fmt: skip
+    statements = item_inputs(7, values, patterns, False, 999)
+    flat = [value for _, batches in statements for batch in batches for value in batch]
+    rows = [tuple(flat[i : i + 4]) for i in range(0, len(flat), 4)]
+    assert rows == [(offset, *input_columns(value, patterns, False)) for offset, value in enumerate(values)]
 
 
 def test_pickles_only_with_keep_pickle(db, tmp_path):

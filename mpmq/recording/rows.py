@@ -8,7 +8,6 @@ flat for multi-row INSERTs, which bind twice as fast as ``executemany`` of singl
 from __future__ import annotations
 
 import functools
-import math
 import pickle
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
@@ -170,18 +169,20 @@ class EventInserts:
 
 
 def multi_row_inserts(
-    head: str, values: str, width: int, flat: list[Any], max_variables: int
+    head: str, values: str, width: int, flat: list[Any], max_variables: int, tail: str = ""
 ) -> list[tuple[str, list]]:
     """``executemany`` pairs inserting the rows flattened in ``flat``, ``width`` values each:
-    full multi-row INSERTs, then one for the rest."""
+    full multi-row INSERTs, then one for the rest (``tail`` follows the rows: an UPDATE's
+    ``FROM (VALUES ...)`` goes on after them)."""
     per_insert = max(1, min(_ROWS_PER_INSERT, max_variables // width))
     step = width * per_insert
     full = len(flat) // step
     statements = []
     if full:
-        statements.append((_insert(head, values, per_insert), [flat[i * step : (i + 1) * step] for i in range(full)]))
+        rows = [flat[i * step : (i + 1) * step] for i in range(full)]
+        statements.append((_insert(head, values, per_insert) + tail, rows))
     if len(flat) > full * step:
-        statements.append((_insert(head, values, (len(flat) - full * step) // width), [flat[full * step :]]))
+        statements.append((_insert(head, values, (len(flat) - full * step) // width) + tail, [flat[full * step :]]))
     return statements
 
 
@@ -249,30 +250,15 @@ def _pickled(value: Any) -> bytes | None:
         return None
 
 
-_PLAIN = frozenset((str, int, bool, type(None)))
-
-
 def flat_input_columns(value: Any, patterns: frozenset[str]) -> tuple | None:
     """``input_columns`` of the commonest item, a dict of plain values under string keys none
     of which looks secret, in a quarter of the time; ``None`` for any other item.
 
-    Written before the first worker starts, so a recorded run waits for every item's (4.5 us
-    each in general: 45 ms for 10,000 items).
+    ``item_inputs`` does the same inline, for every item of a run (4.5 us each in general:
+    45 ms for 10,000 items).
     """
-    if type(value) is not dict:
+    if type(value) is not dict or not _plain_keys(value, patterns) or not _plain_values(value):
         return None
-    for key, item in value.items():
-        kind = type(item)
-        if type(key) is not str or (patterns and is_secret(key, patterns)):
-            return None
-        if kind is int:
-            if not is_wire_int(item):  # JSON text refuses it: the general rule decides
-                return None
-        elif kind is float:
-            if not math.isfinite(item):
-                return None
-        elif kind not in _PLAIN:
-            return None
     try:
         text = _encode(value).decode()
     except (UnicodeEncodeError, msgspec.EncodeError):
@@ -313,8 +299,46 @@ def item_inputs(run_id: int, inputs: Sequence[Any], patterns: frozenset[str], ke
                 max_variables: int) -> list[tuple[str, list]]:
     """INSERTs of the items table's rows as a run starts: each item's (redacted) input, pending."""
     flat: list[Any] = []
+    add = flat.extend
+    checked_keys: Any = None  # the keys of the last flat item: none of them looks secret
     for offset, value in enumerate(inputs):
-        columns = None if keep_pickle else flat_input_columns(value, patterns)
-        flat.extend((offset, *(columns or input_columns(value, patterns, keep_pickle))))
+        if not keep_pickle and type(value) is dict:
+            # flat_input_columns inline, its keys checked once for a run of items sharing them
+            # (issue 18: this loop holds the GIL for every item of a million-item run)
+            if value.keys() != checked_keys:
+                checked_keys = value.keys() if _plain_keys(value, patterns) else None
+            if checked_keys is not None and _plain_values(value):
+                try:
+                    text = _encode(value).decode()
+                except (UnicodeEncodeError, msgspec.EncodeError):
+                    pass
+                else:
+                    shown = repr(value)  # plain values: it cannot fail, nor hold lone surrogates
+                    add((offset, text, shown if len(shown) <= _REPR_LIMIT else safe_repr(value), None))
+                    continue
+        add((offset, *input_columns(value, patterns, keep_pickle)))
     head = 'INSERT INTO items (run_id, "offset", input, input_repr, input_pickle, status) VALUES '
     return multi_row_inserts(head, f"({int(run_id)}, ?, ?, ?, ?, 'pending')", 4, flat, max_variables)
+
+
+_REPR_LIMIT = 10_000  # payload.safe_repr's
+_WIRE_LOW, _WIRE_HIGH = -(1 << 63), 1 << 64  # payload.is_wire_int's
+
+
+def _plain_keys(value: dict, patterns: frozenset[str]) -> bool:
+    return all(type(key) is str and not (patterns and is_secret(key, patterns)) for key in value)
+
+
+def _plain_values(value: dict) -> bool:
+    """The values ``flat_input_columns`` takes: plain, an int JSON holds, a finite float."""
+    for item in value.values():
+        kind = type(item)
+        if kind is int:
+            if not _WIRE_LOW <= item < _WIRE_HIGH:
+                return False
+        elif kind is float:
+            if item - item != 0.0:  # inf and NaN
+                return False
+        elif kind is not str and kind is not bool and item is not None:
+            return False
+    return True
