@@ -3,8 +3,9 @@
 Both give the engine the same thing: batches of ``(seq, received_at, event)``, in the order
 the parent received them, and ``None`` once nothing more will come. The engine's loop, the
 reducer, the handlers and the 0.7.0 pull seams cannot tell them apart, which is what makes
-replay the same code path as a live run. A future source (workers on a Dask cluster) only has
-to implement this protocol.
+replay the same code path as a live run. ``LiveSource`` wraps any backend (``backends/``:
+local processes or a Dask cluster); a resumed run chains a recording's events before a
+backend's (``resume.py``).
 """
 
 from __future__ import annotations
