@@ -282,9 +282,9 @@ BULK_VALUES = [None, 0, -1, 7, 2**63 - 1, -(2**63), 2**64 - 1, True, "text", 2**
 
 @pytest.mark.parametrize("update_from", [True, False], ids=["update-from", "row-by-row"])
 def test_item_rows_of_plain_successes_written_in_bulk_match_the_general_rule(db, monkeypatch, update_from):
-    from mpmq.recording import writer
+    from mpmq.recording import item_outcomes
 
-    monkeypatch.setattr(writer, "_UPDATE_FROM", update_from and writer._UPDATE_FROM)
+    monkeypatch.setattr(item_outcomes, "_UPDATE_FROM", update_from and item_outcomes._UPDATE_FROM)
     count = 450
     values = [BULK_VALUES[o % len(BULK_VALUES)] for o in range(count)]
     events = []
