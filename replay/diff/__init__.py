@@ -1,8 +1,8 @@
 """``mpmq-replay diff``: what changed between two recorded runs (issue 19, point 3).
 
 ``compare.py`` compares (pure: data in, a ``Diff`` out), ``read.py`` reads two runs through
-the reader API, ``render.py`` prints a ``Diff`` as text or JSON. The command is in
-``replay/cli.py``.
+the reader API, ``render.py`` prints a ``Diff`` as text or JSON. The command is
+``command.py``.
 """
 
 from .compare import Diff, ItemChange, ItemFacts, RunFacts, ValueChange, compare, json_difference
