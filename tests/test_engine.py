@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from fixtures import workers
+from fixtures import tamper, workers
 from mpmq import Done, Error, Log, MPmq, Result, RunFailed, Started
 from mpmq.backends.chunk_sizes import ChunkSizer
 from mpmq.backends.local.pool import WorkerPool
@@ -477,7 +477,7 @@ def test_replay_reports_a_divergence_in_any_recorded_item_field(tmp_path):
     path = str(tmp_path / "run.db")
     MPmq(workers.add, process_data=[{"pid": i} for i in range(3)], shared_data={"number": 1}).execute(record=path)
     with sqlite3.connect(path) as conn:
-        conn.execute('UPDATE items SET pid = 1 WHERE "offset" = 2')
+        tamper.set_item_field(conn, 2, "pid", 1)  # item 2 logged: its outcome is a row of its own
     with pytest.raises(ReplayDiverged, match=r"item 2\): pid \d+, recorded 1") as diverged:
         MPmq(workers.add, process_data=[{"pid": i} for i in range(3)]).replay(path)
     assert diverged.value.offset == 2 and diverged.value.seq > 0

@@ -1,5 +1,5 @@
-"""Recordings are shared data (issue 4): a crafted format 2 file (issue 18) cannot make a reader
-run code or hang. Every case is a real file altered with plain SQL, then read through the API
+"""Recordings are shared data (issue 4): a crafted format 2 or 3 file (issue 18) cannot make a
+reader run code or hang. Every case is a real file altered with plain SQL, then read through the API
 and the CLI: one RecordingError line naming the file, or, where the reader never looks (the
 events view), the right answer regardless.
 """
@@ -19,12 +19,13 @@ from mpmq.recording import RecordingError, open_recording
 
 ROOT = Path(__file__).resolve().parent.parent
 FORMAT_2 = ROOT / "fixtures" / "recordings" / "format-2.db"
+FORMAT_3 = ROOT / "fixtures" / "recordings" / "format-3.db"
 FOREVER = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT i FROM n"
 
 
-def crafted(tmp_path: Path, *statements: str) -> Path:
+def crafted(tmp_path: Path, *statements: str, source: Path = FORMAT_2) -> Path:
     path = tmp_path / "crafted.db"
-    shutil.copyfile(FORMAT_2, path)
+    shutil.copyfile(source, path)
     conn = sqlite3.connect(path)
     with conn:
         for statement in statements:
@@ -125,3 +126,58 @@ def test_a_crafted_pickle_in_the_pickles_table_comes_back_as_bytes(tmp_path):
         results = [event for _, _, event in recording.events(2) if type(event).__name__ == "Result"]
     assert results[0].value.pickle == payload and not (tmp_path / "pwned").exists()
     json.dumps(results[0].value.json)  # the JSON value is there beside it, untouched
+
+
+# --- format 3: items in chunks (issue 18) ---------------------------------------------------
+
+BAD_ITEM_ROWS = {
+    "an input row claiming a billion items": ("UPDATE inputs SET count = 1000000000 WHERE run_id = 1",
+                                              "input row lying about its size"),
+    "inputs that are not JSON": ("UPDATE inputs SET inputs = 'not JSON at all' WHERE run_id = 1", "run 1's items"),
+    "inputs fewer than their count": ("UPDATE inputs SET inputs = '[1,         2]' WHERE run_id = 1",
+                                      "does not hold 4 items"),
+    "reprs of another length": ("UPDATE inputs SET reprs = '[null]' WHERE run_id = 1", "does not hold 4 items"),
+    "an outcome for an item the run lacks": ("UPDATE outcomes SET outcomes = '[[99, \"succeeded\"]]' WHERE run_id = 1",
+                                             "names item 99, not one of the run's 4"),
+    "an outcome with a text pid": ("UPDATE outcomes SET outcomes = '[[0, \"succeeded\", \"x\"]]' WHERE run_id = 1",
+                                   "Expected `int | null`, got `str`"),
+    "an outcome too long": (f"UPDATE outcomes SET outcomes = '[[0{', 1' * 11}]]' WHERE run_id = 1", "has 12 fields"),
+    "a chunk of uneven lists": (
+        "UPDATE batches SET events = json_set(events, '$[0].starts', json('[1.0]')) WHERE run_id = 4",
+        "whose lists differ in length"),
+    "a chunk naming an item the run lacks": (
+        "UPDATE batches SET events = json_set(events, '$[0].offsets[2]', 7) WHERE run_id = 4", "names item 7"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", BAD_ITEM_ROWS)
+def test_a_crafted_item_row_is_one_recording_error_naming_the_file(case, tmp_path):
+    statement, words = BAD_ITEM_ROWS[case]
+    path = crafted(tmp_path, statement, source=FORMAT_3)
+    run = 4 if "chunk" in case else 1
+    with open_recording(path) as recording, pytest.raises(RecordingError) as info:
+        recording.items(run)
+    message = str(info.value)
+    assert str(path) in message and "corrupted" in message and words in message and "\n" not in message
+    cli = subprocess.run([sys.executable, "-m", "replay.cli", "rerun", str(path), "--run", str(run), "--failed"],
+                         cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    assert cli.returncode == 2 and cli.stderr.count("\n") == 1 and str(path) in cli.stderr, cli.stderr
+
+
+@pytest.mark.parametrize("table", ["inputs", "outcomes", "item_pickles"])
+def test_a_format_3_table_made_a_view_that_never_ends_is_refused_before_it_is_read(table, tmp_path):
+    path = crafted(tmp_path, f"DROP TABLE {table}", f"CREATE VIEW {table} AS {FOREVER}", source=FORMAT_3)
+    with pytest.raises(RecordingError, match=rf"is not a valid mpmq recording \(format 3, missing \['{table}'\]\)"):
+        open_recording(path)
+
+
+def test_the_items_view_made_to_loop_forever_is_never_read_by_mpmq(tmp_path):
+    path = crafted(tmp_path, "DROP VIEW items", f"CREATE VIEW items AS {FOREVER}", source=FORMAT_3)
+    with open_recording(path) as recording:
+        assert [item.status for item in recording.items(1)] == ["succeeded", "succeeded", "failed", "succeeded"]
+        assert recording.item_count(4) == 3
+    for command in ("summary", "logs", "report"):
+        done = subprocess.run([sys.executable, "-m", "replay.cli", command, str(path), "--run", "1",
+                               *(["-o", str(tmp_path / "r.html")] if command == "report" else [])], cwd=ROOT,
+                              capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == 0, (command, done.stderr)

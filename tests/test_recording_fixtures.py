@@ -269,10 +269,18 @@ def test_each_format_reads_with_the_sqlite_utils_cli(tmp_path, version):
         assert counts == {"mpmq_meta": 2, "runs": 2, "items": 5, "events": 18}
         indexes = {i["index_name"] for i in sqlite_utils("indexes", str(fresh), "events")}
         assert indexes == {"events_by_item", "sqlite_autoindex_events_1"}
-    else:
+    elif version == 2:
         assert counts == {"mpmq_meta": 2, "runs": 3, "items": 8, "batches": 10, "pickles": 1}
         assert [v["view"] for v in sqlite_utils("views", str(fresh))] == ["events"]
-        per_run = sqlite_utils("query", str(fresh), "SELECT run_id, count(*) AS n FROM events GROUP BY run_id")
+    else:  # format 3: items in chunks too, their rows a view
+        assert counts == {"mpmq_meta": 2, "runs": 4, "batches": 11, "pickles": 1, "inputs": 4, "outcomes": 3,
+                          "item_pickles": 2}  # fmt: skip
+        assert [v["view"] for v in sqlite_utils("views", str(fresh))] == ["items", "events"]
+        per_run = sqlite_utils("query", str(fresh), "SELECT run_id, count(*) AS n FROM items GROUP BY run_id")
+        assert per_run == [{"run_id": 1, "n": 4}, {"run_id": 2, "n": 1}, {"run_id": 3, "n": 3}, {"run_id": 4, "n": 3}]
+    if version >= 2:
+        per_run = sqlite_utils("query", str(fresh), "SELECT run_id, count(*) AS n FROM events WHERE run_id < 4"
+                               " GROUP BY run_id")  # fmt: skip
         assert per_run == [{"run_id": 1, "n": 15}, {"run_id": 2, "n": 3}, {"run_id": 3, "n": 10}]
 
 
@@ -322,3 +330,53 @@ def test_format_2_the_events_view_expands_a_chunk_into_rows():
         (seq, e.__struct_config__.tag, e.offset, e.pid, pytest.approx(e.time), None)
         for seq, e in enumerate(CHUNKED_RUN)
     ]  # fmt: skip
+
+
+# --- format 3: items in chunks, their rows a view (issue 18) --------------------------------
+
+FORMAT_3 = RECORDINGS / "format-3.db"
+ITEM_COLUMNS = ('"offset", input, input_repr, status, pid, started_at, ended_at, result, result_repr,'
+                " error_type, error_message, traceback")  # fmt: skip
+PLAIN_CHUNK = [  # run 4: None, True and 7, a chunk stored as it came
+    (0, '{"n":0}', None, "succeeded", 4400, T0 + 180.01, T0 + 180.02, "null", "None", None, None, None),
+    (1, '{"n":1}', None, "succeeded", 4400, T0 + 180.03, T0 + 180.04, "true", "True", None, None, None),
+    (2, '{"n":2}', None, "succeeded", 4400, T0 + 180.05, T0 + 180.06, "7", "7", None, None, None),
+]
+
+
+def view_rows(path: Path, run: int) -> list[tuple]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return conn.execute(f'SELECT {ITEM_COLUMNS} FROM items WHERE run_id = ? ORDER BY "offset"', (run,)).fetchall()
+    finally:
+        conn.close()
+
+
+def test_format_3_a_chunk_of_plain_values_is_its_items_outcomes_in_the_view_and_the_reader():
+    assert view_rows(FORMAT_3, 4) == PLAIN_CHUNK
+    with open_recording(FORMAT_3) as r:
+        items = r.items(4)
+        results = [e.value for _, _, e in r.events(4) if isinstance(e, Result)]
+    assert [(i.status, i.pid, i.started_at, i.ended_at, i.result) for i in items] == [
+        ("succeeded", 4400, row[5], row[6], Payload(json=value, repr=repr(value)))
+        for row, value in zip(PLAIN_CHUNK, [None, True, 7], strict=True)
+    ]
+    assert results == [Payload(json=value, repr=repr(value)) for value in (None, True, 7)]
+    assert [i.input for i in items] == [Payload(json={"n": n}, repr=repr({"n": n})) for n in range(3)]
+
+
+@pytest.mark.parametrize("run", [1, 2, 3])
+def test_format_3_the_items_view_says_what_the_reader_says(run):
+    """Every item row of the view agrees with ``Recording.items``: one join, written twice."""
+    with open_recording(FORMAT_3) as r:
+        items = r.items(run)
+    rows = view_rows(FORMAT_3, run)
+    assert [row[0] for row in rows] == [item.offset for item in items]
+    for row, item in zip(rows, items, strict=True):
+        result = item.result
+        assert row[3:7] == (item.status, item.pid, item.started_at, item.ended_at)
+        assert row[8] == (result.repr if result is not None else None)
+        assert row[7] == (json.dumps(result.json, separators=(",", ":")) if result is not None and
+                          result.json is not msgspec.UNSET else None)  # fmt: skip
+        assert row[9:] == (item.error_type, item.error_message, item.traceback)
+        assert row[2] == (item.input.repr if item.input.json is msgspec.UNSET else None)

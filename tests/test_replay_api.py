@@ -13,7 +13,7 @@ import os
 import pytest
 
 import replay
-from fixtures import replay_handlers
+from fixtures import replay_handlers, tamper
 from fixtures.replay_workers import work
 from mpmq import MPmq
 from mpmq.events import Done, Error, Log, Result, Started
@@ -110,7 +110,7 @@ def test_replay_of_a_tampered_recording_diverges(tmp_path):
     db = tmp_path / "run.db"
     record(db)
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE items SET status = 'succeeded' WHERE \"offset\" = 3")
+        tamper.set_item_field(conn, 3, "status", "succeeded")
     with pytest.raises(ReplayDiverged, match=r"replay diverged at seq \d+ \(item 3\)"):
         MPmq(work).replay(db)
 

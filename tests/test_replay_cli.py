@@ -24,6 +24,7 @@ import msgspec
 import pytest
 
 import replay
+from fixtures import tamper
 from fixtures.replay_cli import ROOT, cli, one_error_line
 from fixtures.replay_workers import exploit, work
 from mpmq import MPmq
@@ -148,7 +149,7 @@ def test_handler_that_raises_exits_1_with_its_traceback(recorded):
 
 def test_divergence_exits_1_naming_the_seq(copy):
     with sqlite3.connect(copy) as conn:
-        conn.execute("UPDATE items SET status = 'succeeded' WHERE \"offset\" = 3")
+        tamper.set_item_field(conn, 3, "status", "succeeded")
     result = cli(str(copy))
     one_error_line(result, 1, str(copy), "replay diverged at seq", "(item 3)")
 

@@ -7,7 +7,6 @@ supply it).
 
 from __future__ import annotations
 
-import json
 import shutil
 import sqlite3
 import subprocess
@@ -16,6 +15,7 @@ import sys
 import pytest
 
 import replay
+from fixtures import tamper
 from fixtures.replay_cli import ROOT, cli, one_error_line
 from fixtures.replay_workers import work
 from mpmq import MPmq
@@ -124,7 +124,7 @@ def test_a_recording_cannot_make_rerun_call_a_function_that_is_not_the_users(fun
     marker = tmp_path / "pwned"
     with sqlite3.connect(crafted) as conn:
         conn.execute("UPDATE runs SET function = ?", (function,))
-        conn.execute("UPDATE items SET input = ?", (json.dumps({"args": f"touch {marker}", "shell": True}),))
+        tamper.set_every_input(conn, {"args": f"touch {marker}", "shell": True})
     conn.close()
     one_error_line(cli("rerun", str(crafted), "--failed"), 2, f"{function!r}, not one of yours", "--function")
     assert not marker.exists()

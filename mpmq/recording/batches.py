@@ -43,21 +43,29 @@ class StoredChunk(Event, frozen=True, tag=CHUNK_TAG):
     """A chunk of items one worker ran back to back with nothing logged (``events.Ran``'s
     shape, issue 18), as format 2 stores it: each item started, returned a value and ended.
 
-    ``offset`` is ``offsets[0]`` and ``time`` is ``starts[0]``; the values are at rest.
+    ``offset`` is ``offsets[0]`` and ``time`` is ``starts[0]``; the values are at rest, or,
+    from format 3 on, ``None``, a bool or a count as they travelled (``plain_at_rest``).
     """
 
     offsets: list[int]
     starts: list[float]
     ends: list[float]
-    values: list[Payload]
+    values: list[Payload | None | bool | int]
 
     def expanded(self) -> list[Started | Result | Done]:
         out: list[Started | Result | Done] = []
         pid, worker = self.pid, self.worker
         for offset, start, end, value in zip(self.offsets, self.starts, self.ends, self.values):
+            if type(value) is not Payload:
+                value = plain_at_rest(value)
             out += (Started(offset, pid, start, worker=worker), Result(offset, pid, end, value, worker=worker),
                     Done(offset, pid, end, worker=worker))
         return out
+
+
+def plain_at_rest(value: None | bool | int) -> Payload:
+    """A chunk's plain value as the recording keeps a result: its JSON and its repr."""
+    return Payload(json=value, repr=repr(value))
 
 
 def is_chunk(event: Any) -> bool:
@@ -73,11 +81,15 @@ class BatchRows:
     whether a batch came chunked or not.
     """
 
-    def __init__(self, run_id: int, rest_of: Callable[[int, Payload], Rest], keep_pickle: bool) -> None:
+    def __init__(self, run_id: int, rest_of: Callable[[int, Payload], Rest], keep_pickle: bool,
+                 on_chunk: Callable[[list[int]], None] | None = None) -> None:
         self._run_id = run_id
         self._rest_of = rest_of
         self._keep_pickle = keep_pickle
         self._next_seq: int | None = None
+        # Format 3: a chunk of plain values is stored as it came, and ``on_chunk`` is told
+        # its items (their outcomes are in the file with it: item_chunks.py).
+        self._on_chunk = on_chunk
 
     def rows(self, batches: Iterable[tuple[int, float, Sequence[Any]]]) -> tuple[list[tuple], list[tuple]]:
         """The batch rows and the pickle rows of ``batches`` (each: first seq, received at, events)."""
@@ -133,7 +145,14 @@ class BatchRows:
             if cls in _UNCHUNKED:
                 event = self._values_at_rest(seq, [event], pickles)[0]
                 seq += 1
+            elif is_chunk(event) and self._on_chunk is not None and Payload not in set(map(type, event.values)):
+                chunked = True  # format 3: plain values as they came, no walk over the items
+                offsets += event.offsets
+                seq += 3 * len(event.offsets)
+                self._on_chunk(event.offsets)
             elif is_chunk(event):
+                if self._on_chunk is not None:
+                    self._on_chunk(event.offsets)
                 chunked = True
                 values = []
                 for i, (offset, value) in enumerate(zip(event.offsets, event.values)):
@@ -205,6 +224,18 @@ def rest_cache(keep_pickle: bool) -> tuple[dict[int, Rest], Callable[[int, Paylo
 
 _decode_events = msgspec.json.Decoder(list[Started | Log | Result | Error | Done | StoredChunk]).decode
 _decode_seqs = msgspec.json.Decoder(list[int]).decode
+
+
+def stored_chunks(events: Any) -> list[StoredChunk]:
+    """The chunks of items among a batch row's events (``BadBatch`` if one is malformed)."""
+    try:
+        chunks = [event for event in _decode_events(events) if type(event) is StoredChunk]
+    except (msgspec.MsgspecError, TypeError) as exc:
+        raise BadBatch(str(exc)) from None
+    for chunk in chunks:
+        if not len(chunk.offsets) == len(chunk.starts) == len(chunk.ends) == len(chunk.values):
+            raise BadBatch(f"a chunk at offset {chunk.offset} whose lists differ in length")
+    return chunks
 
 
 class BadBatch(ValueError):

@@ -25,6 +25,7 @@ import msgspec
 from ..events import AnyEvent, Payload
 from .events_read import EventReader, payload_fields
 from .file import FORMAT_VERSION, RecordingError, check_sqlite_file, read_format
+from .items_read import COUNT_INPUTS, item_fields
 
 __all__ = ["FORMAT_VERSION", "ItemRecord", "Recording", "RecordingError", "RunInfo", "open_recording"]
 
@@ -121,8 +122,10 @@ class Recording:
 
     def items(self, run_id: int | None = None) -> list[ItemRecord]:
         """The run's items in offset order (the latest run by default)."""
-        run_id = self.run(run_id).id
-        rows = self._query('SELECT * FROM items WHERE run_id = ? ORDER BY "offset"', (run_id,))
+        run = self.run(run_id)
+        if self.format_version >= 3:
+            return self._chunked_items(run)
+        rows = self._query('SELECT * FROM items WHERE run_id = ? ORDER BY "offset"', (run.id,))
         return [self._item(row) for row in rows]
 
     def item_count(self, run_id: int | None = None) -> int:
@@ -134,7 +137,12 @@ class Recording:
         return self._item_count(self.run(run_id))
 
     def _item_count(self, run: RunInfo) -> int:
-        rows = self._query("SELECT count(*) FROM items WHERE run_id = ?", (run.id,))[0][0]
+        if self.format_version >= 3:
+            rows, bad = self._query(COUNT_INPUTS, (run.id,))[0]
+            if bad:
+                raise RecordingError(f"{self.path} is corrupted: run {run.id} has an input row lying about its size")
+        else:
+            rows = self._query("SELECT count(*) FROM items WHERE run_id = ?", (run.id,))[0][0]
         if run.item_count is not None and run.item_count != rows:
             raise RecordingError(
                 f"{self.path} is corrupted: run {run.id} says it has {run.item_count} items, but {rows} are recorded"
@@ -177,6 +185,14 @@ class Recording:
             return msgspec.convert(known, RunInfo)
         except (msgspec.MsgspecError, TypeError) as exc:
             raise RecordingError(f"{self.path} is corrupted: run {fields.get('id')}: {exc}") from None
+
+    def _chunked_items(self, run: RunInfo) -> list[ItemRecord]:
+        """Format 3: the run's inputs, chunks and outcome rows, joined as the ``items`` view does."""
+        count = self._item_count(run)
+        try:
+            return [msgspec.convert(fields, ItemRecord) for fields in item_fields(self._query, run.id, count)]
+        except (msgspec.MsgspecError, TypeError, ValueError, IndexError, KeyError) as exc:  # BadBatch too
+            raise RecordingError(f"{self.path} is corrupted: run {run.id}'s items: {exc}") from None
 
     def _item(self, row: sqlite3.Row) -> ItemRecord:
         try:

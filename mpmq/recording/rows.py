@@ -257,7 +257,7 @@ def flat_input_columns(value: Any, patterns: frozenset[str]) -> tuple | None:
     ``item_inputs`` does the same inline, for every item of a run (4.5 us each in general:
     45 ms for 10,000 items).
     """
-    if type(value) is not dict or not _plain_keys(value, patterns) or not _plain_values(value):
+    if type(value) is not dict or not plain_keys(value, patterns) or not plain_values(value):
         return None
     try:
         text = _encode(value).decode()
@@ -306,8 +306,8 @@ def item_inputs(run_id: int, inputs: Sequence[Any], patterns: frozenset[str], ke
             # flat_input_columns inline, its keys checked once for a run of items sharing them
             # (issue 18: this loop holds the GIL for every item of a million-item run)
             if value.keys() != checked_keys:
-                checked_keys = value.keys() if _plain_keys(value, patterns) else None
-            if checked_keys is not None and _plain_values(value):
+                checked_keys = value.keys() if plain_keys(value, patterns) else None
+            if checked_keys is not None and plain_values(value):
                 try:
                     text = _encode(value).decode()
                 except (UnicodeEncodeError, msgspec.EncodeError):
@@ -322,19 +322,19 @@ def item_inputs(run_id: int, inputs: Sequence[Any], patterns: frozenset[str], ke
 
 
 _REPR_LIMIT = 10_000  # payload.safe_repr's
-_WIRE_LOW, _WIRE_HIGH = -(1 << 63), 1 << 64  # payload.is_wire_int's
+WIRE_LOW, WIRE_HIGH = -(1 << 63), 1 << 64  # payload.is_wire_int's
 
 
-def _plain_keys(value: dict, patterns: frozenset[str]) -> bool:
+def plain_keys(value: dict, patterns: frozenset[str]) -> bool:
     return all(type(key) is str and not (patterns and is_secret(key, patterns)) for key in value)
 
 
-def _plain_values(value: dict) -> bool:
+def plain_values(value: dict) -> bool:
     """The values ``flat_input_columns`` takes: plain, an int JSON holds, a finite float."""
     for item in value.values():
         kind = type(item)
         if kind is int:
-            if not _WIRE_LOW <= item < _WIRE_HIGH:
+            if not WIRE_LOW <= item < WIRE_HIGH:
                 return False
         elif kind is float:
             if item - item != 0.0:  # inf and NaN

@@ -14,9 +14,11 @@ A recording is never worth a run: a write that fails mid-run (disk full, sqlite 
 the recording, keeps the reason in ``Recorder.failure`` for the engine to report, and never
 raises into the run.
 
-A new file is written in format 2 (``file.py``): one row per received batch, its events as
-a JSON array (``batches.py``). A run added to a format 1 file is written in format 1, one row
-per event (``rows.py``), so that a file holds one format. Rows go in on the raw connection,
+A new file is written in format 3 (``file.py``): one row per received batch, its events as
+a JSON array (``batches.py``), and the items' inputs and outcomes in chunks too
+(``item_chunks.py``). A run added to an older file is written in that file's format (format
+2: an ``items`` row per item, ``item_outcomes.py``; format 1: a row per event too, ``rows.py``),
+so that a file holds one format. Rows go in on the raw connection,
 several times faster than sqlite-utils' ``insert_all``.
 """
 
@@ -31,10 +33,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .. import fork_guard
-from ..events import AnyEvent, Result, expand
+from ..events import AnyEvent, Ran, Result, expand
 from ..state import RunState
 from .batches import INSERT_BATCH, INSERT_PICKLE, BatchRows, rest_cache
 from .file import FORMAT_VERSION, RecordingError, check_target, end_writing, starting_run
+from .item_chunks import OutcomeChunks, input_chunks
 from .item_outcomes import ItemOutcomes
 from .redact import RedactOption, patterns_for
 from .rows import (
@@ -158,7 +161,11 @@ class Recorder:
             with starting_run(path, created) as (conn, version):  # a new file goes if this fails
                 row = _check_header(header() if callable(header) else header)
                 run_id = insert_run(conn, row, inputs, shared_data, patterns, keep_pickle, version)
-                for sql, rows in item_inputs(run_id, inputs, patterns, keep_pickle, max_variables(conn)):
+                statements = (
+                    input_chunks(run_id, inputs, patterns, keep_pickle) if version >= 3
+                    else item_inputs(run_id, inputs, patterns, keep_pickle, max_variables(conn))
+                )
+                for sql, rows in statements:
                     conn.executemany(sql, rows)
             return conn, run_id, version
 
@@ -172,8 +179,13 @@ class Recorder:
     def _started(self, conn: sqlite3.Connection, run_id: int, version: int) -> None:
         self._conn, self.run_id, self.format_version = conn, run_id, version
         self._inserts = EventInserts(run_id, max_variables(conn)) if version == 1 else None
-        self._batch_rows = BatchRows(run_id, self._rest_of, self._keep_pickle)
-        self._outcomes = ItemOutcomes(run_id, self._keep_pickle, self._rest, max_variables(conn))
+        if version >= 3:  # items in chunks: a chunk of plain results is its items' outcomes
+            self._outcomes = outcomes = OutcomeChunks(run_id, self._keep_pickle, self._rest, max_variables(conn))
+            on_chunk = None if self._keep_pickle else outcomes.in_chunk
+        else:
+            self._outcomes, on_chunk = ItemOutcomes(run_id, self._keep_pickle, self._rest, max_variables(conn)), None
+        self._marks_chunks = on_chunk is not None
+        self._batch_rows = BatchRows(run_id, self._rest_of, self._keep_pickle, on_chunk)
 
     def _start_pending(self) -> None:
         """The run's first rows, if ``open(start_later=True)`` left them to write (write lock held)."""
@@ -275,11 +287,29 @@ class Recorder:
                 self.committed += size
             try:
                 state = self._watched
-                updates = self._outcomes.finished(state) if state is not None else []
+                updates = self._finished(state) if state is not None else []
                 if updates:
                     self._write(*updates)
             except Exception as exc:
                 self._fail(exc, "while writing the item rows")
+
+    def _finished(self, state: RunState) -> list[tuple[str, list]]:
+        """The item rows of the items the state says finished since the last look.
+
+        Format 3: an item of a chunk is not written on its own, its chunk's batch row holds
+        its outcome; the state may already hold chunks whose batches are still buffered (the
+        loop folds each batch just after buffering it), so those are marked first, and no
+        batch is buffered (nor folded after it) until the state has been read.
+        """
+        if not self._marks_chunks:
+            return self._outcomes.finished(state)
+        with self._buffer_lock:
+            for _, _, events in self._buffer:
+                if Ran in set(map(type, events)):
+                    for event in events:
+                        if type(event) is Ran:
+                            self._outcomes.in_chunk(event.offsets)
+            return self._outcomes.finished(state)
 
     def _event_statements(self, batches: list[tuple[int, float, Sequence[AnyEvent]]]) -> list[tuple[str, list]]:
         if self._inserts is not None:  # a format 1 file: a row per event, so a Ran chunk as its events
