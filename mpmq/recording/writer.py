@@ -308,8 +308,12 @@ class Recorder:
         if not self._marks_chunks:
             return self._outcomes.finished(state)
         with self._buffer_lock:
-            for _, _, events in self._buffer:
-                if Ran in set(map(type, events)):
+            buffer = self._buffer
+            for index, (first_seq, _, events) in enumerate(buffer):
+                # A batch holds a chunk if it took more seqs than it has events (the last
+                # batch is looked into): a log-heavy run's batches are not walked.
+                after = buffer[index + 1][0] if index + 1 < len(buffer) else None
+                if after is None or after - first_seq > len(events):
                     for event in events:
                         if type(event) is Ran:
                             self._outcomes.in_chunk(event.offsets)
