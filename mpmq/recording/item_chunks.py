@@ -25,7 +25,7 @@ from .item_outcomes import _FOR_FINISH, _PENDING, _UNSEEN, ItemOutcomes
 from .rows import WIRE_HIGH, WIRE_LOW, input_columns, plain_keys, plain_values
 
 INPUTS_PER_ROW = 1_000
-INSERT_INPUTS = "INSERT INTO inputs (run_id, first_offset, count, inputs, reprs) VALUES (?, ?, ?, ?, ?)"
+INSERT_INPUTS = "INSERT INTO inputs (run_id, first_offset, count, inputs, reprs) VALUES (?, ?, ?, CAST(? AS TEXT), ?)"
 INSERT_OUTCOMES = "INSERT INTO outcomes (run_id, seq, outcomes) VALUES (?, ?, ?)"
 INSERT_ITEM_PICKLE = 'INSERT INTO item_pickles (run_id, "offset", "column", pickle) VALUES (?, ?, ?, ?)'
 
@@ -50,7 +50,7 @@ def input_chunks(run_id: int, inputs: Sequence[Any], patterns: frozenset[str],
         text = None
         if not keep_pickle and _plain_chunk(chunk, patterns):
             with contextlib.suppress(UnicodeEncodeError, msgspec.EncodeError, OverflowError):
-                text = _encode(chunk).decode()
+                text = _encode(chunk)  # bytes, stored as text (INSERT_INPUTS)
         if text is not None:
             rows.append((run_id, first, len(chunk), text, None))
         else:
