@@ -33,7 +33,7 @@ import msgspec
 import pytest
 
 from fixtures import tamper
-from mpmq.events import Done, Error, Log, Payload, Result, Started
+from mpmq.events import Done, Error, Log, Payload, Ran, Result, Started
 from mpmq.payload import for_rest, for_transit, load
 from mpmq.recording import FORMAT_VERSION, RecordingError, open_recording
 from mpmq.recording.file import create_schema
@@ -1069,3 +1069,44 @@ def test_an_input_in_one_pass_rests_exactly_as_redact_then_for_rest_kept_it(valu
     rest = for_rest(redact(value, patterns), keep_pickle)
     old = (checked_json_text(rest.json), clean_text(rest.repr), rest.pickle)
     assert input_columns(value, patterns, keep_pickle) == old
+
+
+# --- format 3: items in chunks (issue 18) ----------------------------------------------------
+
+
+def test_format_3_a_quiet_run_s_items_are_their_chunks_each_once(tmp_path):
+    """Trivial items travel in chunks: their outcomes are those chunks, never a row of their
+    own, and each item is in the view once, with its result."""
+    from bench.workloads import inc
+    from mpmq import MPmq
+
+    path = str(tmp_path / "run.db")
+    results = MPmq(inc, process_data=[{"i": i} for i in range(3000)], processes_to_start=2).execute(record=path)
+    assert results == list(range(1, 3001))
+    assert sql(path, "SELECT count(*) FROM outcomes") == [(0,)]
+    counts = sql(path, 'SELECT count(*), count(DISTINCT "offset"), sum(status = \'succeeded\'),'
+                       ' sum(CAST(result AS INTEGER) = "offset" + 1) FROM items')  # fmt: skip
+    assert counts == [(3000, 3000, 3000, 3000)]
+    with open_recording(path) as recording:
+        assert [item.result.json for item in recording.items()] == results
+
+
+def test_format_3_an_item_of_a_chunk_failed_afterwards_has_an_outcome_of_its_own(tmp_path):
+    """The run's state has the last word: an item the parent failed after its chunk came (a
+    death noticed late) gets an outcome row, which the view and the reader take over the chunk."""
+    path = str(tmp_path / "run.db")
+    rec = Recorder.open(path, header(item_count=3), [{"n": n} for n in range(3)], {})
+    state = RunState.new(3)
+    chunk = Ran(offset=0, pid=7, time=T0, offsets=[0, 1, 2], starts=[T0, T0 + 1, T0 + 2],
+                ends=[T0 + 0.5, T0 + 1.5, T0 + 2.5], values=[None, 1, 2])  # fmt: skip
+    late = Error(offset=1, pid=7, time=T0 + 4, type="mpmq.errors.WorkerDied", message="died", traceback="")
+    for seq, batch in ((0, [chunk]), (9, [late])):
+        rec.append_batch(seq, T0 + 5, batch)
+        for event in batch:
+            reduce(state, event)
+    rec.finish("failed", state)
+    assert sql(path, 'SELECT "offset", status, result, error_type FROM items ORDER BY "offset"') == [
+        (0, "succeeded", "null", None), (1, "succeeded", "1", "mpmq.errors.WorkerDied"), (2, "succeeded", "2", None)]
+    with open_recording(path) as recording:
+        items = recording.items()
+    assert [(i.result.json, i.error_type) for i in items] == [(None, None), (1, "mpmq.errors.WorkerDied"), (2, None)]
