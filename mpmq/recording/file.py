@@ -134,6 +134,11 @@ def starting_run(path: str, created: bool | None = None) -> Iterator[tuple[sqlit
         read_format(conn, path)  # refuse a foreign file before changing anything in it
         # SQLite creates the -wal and -shm files with the database file's permissions, so
         # they are 0600 too; synchronous=NORMAL in WAL mode keeps every commit atomic.
+        # Entering WAL changes only the header (page 1's first 100 bytes, one sector): torn
+        # or lost by a power cut, it leaves the file as it was or in WAL mode, whole either
+        # way. So it goes without the rollback journal's four fsyncs (issue 18: 1.5 ms of
+        # starting a run); see end_writing for the way back.
+        conn.execute("PRAGMA synchronous = OFF")
         _enter_wal(conn, timeout=5.0)
         conn.execute("PRAGMA synchronous = NORMAL")
         # SQLite's default checkpoint every ~4 MB (1,000 pages), done by the writer thread
@@ -163,10 +168,19 @@ def end_writing(conn: sqlite3.Connection) -> None:
     concurrent run, a reader) may hold it: then it stays in WAL mode, without waiting, but with
     the log copied into the file all the same. A reader cannot do that when it closes last,
     and people share the file without its -wal.
+
+    The checkpoint syncs the log, then the file: the run is on disk before the log goes. What
+    is left is the journal mode in the header, first 100 bytes of page 1, which is otherwise
+    unchanged: torn or lost by a power cut, it leaves the file in WAL mode or in rollback mode,
+    complete either way, so it is written without the rollback journal's three fsyncs (issue
+    18: 0.5 ms of every recorded run's end).
     """
     try:
         conn.execute("PRAGMA busy_timeout = 0")
         try:
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                conn.execute("PRAGMA synchronous = OFF")
             conn.execute("PRAGMA journal_mode = DELETE")
         except sqlite3.OperationalError:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
