@@ -102,6 +102,12 @@ BAD_INPUT = [
         id="key-the-function-does-not-take",
     ),
     pytest.param(
+        lambda t: {"process_data": items(t)[:2] + [{"bogus": 1}]},
+        TypeError,
+        r"process_data\[2\].*bogus",
+        id="as-many-keys-but-another",
+    ),
+    pytest.param(
         lambda t: {"process_data": items(t), "item_timeout": 0}, ValueError, r"item_timeout", id="item_timeout-zero"
     ),
     pytest.param(

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from mpmq.backends.local.pending import PendingOffsets
 
-operations = st.lists(st.tuples(st.sampled_from(["popleft", "take", "extendleft", "append", "extend", "clear"]),
-                                st.integers(0, 5)), max_size=40)
+NAMES = ["popleft", "take", "take_range", "extendleft", "append", "extend", "clear"]
+operations = st.lists(st.tuples(st.sampled_from(NAMES), st.integers(0, 5)), max_size=40)
 
 
 @given(st.integers(0, 20), operations)
@@ -22,6 +22,8 @@ def test_pending_offsets_behave_as_a_deque_of_the_range(size, steps):
                 assert pending[0] == model[0] and pending.popleft() == model.popleft()
         elif name == "take":
             assert pending.take(number) == [model.popleft() for _ in range(min(number, len(model)))]
+        elif name == "take_range":
+            assert list(pending.take_range(number)) == [model.popleft() for _ in range(min(number, len(model)))]
         elif name == "clear":
             pending.clear()
             model.clear()
@@ -35,3 +37,14 @@ def test_pending_offsets_behave_as_a_deque_of_the_range(size, steps):
             getattr(pending, name)(new)
             getattr(model, name)(new)
         assert len(pending) == len(model) and list(pending) == list(model)
+
+
+def test_take_range_is_take_as_a_range_when_it_can_be():
+    pending = PendingOffsets(range(10))
+    assert pending.take_range(4) == range(0, 4)
+    pending.extendleft([3, 2])
+    assert pending.take_range(3) == [2, 3, 4]  # what was put back comes first, as a list
+    pending.append(42)
+    assert pending.take_range(2) == range(5, 7)
+    assert pending.take_range(5) == [7, 8, 9, 42]  # past the range's end
+    assert not pending

@@ -10,7 +10,7 @@ import multiprocessing.popen_fork  # noqa: F401 (imported by the first fork othe
 import os
 import signal
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from multiprocessing.connection import wait
 from typing import Any
 
@@ -116,7 +116,7 @@ class WorkerHandle:
         lines = [e.message for batch in self._recent for e in batch if type(e) is Log and e.offset == offset]
         return lines[-LAST_LOG_LINES:]
 
-    def send(self, offsets: list[int], blob: bytes | None) -> None:
+    def send(self, offsets: Sequence[int], blob: bytes | None) -> None:
         """Hand over a chunk of items (pickled together in ``blob``; ``None``: the worker has them).
 
         A worker that has just died (its exit not yet seen) still counts as holding them:

@@ -67,6 +67,15 @@ class PendingOffsets:
             taken.append(self._back.popleft())
         return taken
 
+    def take_range(self, count: int) -> range | list[int]:
+        """``take``, as a ``range`` when the offsets are the next ones of the middle range."""
+        if not self._front and self._next < self._stop and (self._stop - self._next >= count or not self._back):
+            end = min(self._stop, self._next + count)
+            taken = range(self._next, end)
+            self._next = end
+            return taken
+        return self.take(count)
+
     def appendleft(self, offset: int) -> None:
         self._front.appendleft(offset)
 

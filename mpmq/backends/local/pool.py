@@ -95,6 +95,7 @@ class WorkerPool:
         # time; pickled items, MAX_CHUNK at most, must fit what a busy worker may be sent.
         self._sizer = ChunkSizer(self.max_workers, CHUNK_SECONDS, MAX_CHUNK,
                                  QUICK_CHUNK_LIMIT if self._inherit else MAX_CHUNK)
+        self._largest_chunk = max(self._sizer.limit, self._sizer.quick_limit)  # no chunk is larger
         self.compact = False  # hand out ``events.Ran`` chunks as they came (True) or expanded
         self.received = 0  # events handed out so far, a Ran chunk counted as the events it stands for
         # Workers are not daemonic, so at interpreter exit multiprocessing would join them:
@@ -322,6 +323,9 @@ class WorkerPool:
         return size // 2
 
     def _feed(self, worker: WorkerHandle) -> None:
+        held = len(worker.held)
+        if held and (self.stop_on_error or held > self._largest_chunk):
+            return  # it holds more than any chunk's worth: no need to size one (most receives)
         while self.pending:
             size = self._chunk_size()
             if worker.held and (self.stop_on_error or len(worker.held) > self._ahead(size)):
@@ -330,13 +334,13 @@ class WorkerPool:
                 size = min(size, self.max_items - worker.sent)
             if size <= 0:
                 break
-            offsets = self.pending.take(size)
+            offsets = self.pending.take_range(size) if self._inherit else self.pending.take(size)
             if not self._send(worker, offsets):
                 return
         if not worker.held:
             worker.stop()  # nothing left for it: free its slot
 
-    def _send(self, worker: WorkerHandle, offsets: list[int]) -> bool:
+    def _send(self, worker: WorkerHandle, offsets: Sequence[int]) -> bool:
         """Send a chunk, unless it is large and the worker busy: False, the items stay queued.
 
         A busy worker reads its next chunk only between items; an item stuck in C code would
@@ -346,7 +350,8 @@ class WorkerPool:
 
         Forked workers hold every item already, in the memory they inherited: they are sent
         only the offsets (nothing is pickled, and the parent never touches the items again,
-        which after a fork would copy every page they sit on).
+        which after a fork would copy every page they sit on), as a ``range`` when they are
+        consecutive (a few bytes to pickle, not thousands of ints: issue 18).
         """
         if self._inherit:
             worker.send(offsets, None)

@@ -20,7 +20,7 @@ import pickle
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -56,7 +56,7 @@ class ItemRunner(item_runner.ItemRunner):
         """Run one item; ``last``: send what is unsent once it ends (no more items follow)."""
         self.run_chunk([offset], [item], flush_at_end=last)
 
-    def run_chunk(self, offsets: list[int], items: list, waiting: Callable[[], bool] | None = None,
+    def run_chunk(self, offsets: Sequence[int], items: list, waiting: Callable[[], bool] | None = None,
                   flush_at_end: bool = True) -> None:
         """Run items one after another; ``waiting()`` says whether the next chunk is already here.
 
@@ -64,11 +64,34 @@ class ItemRunner(item_runner.ItemRunner):
         of its progress: issue 18), half-way through when no next chunk is waiting (so the
         parent sends one in time), and after any item that logged or took a millisecond or
         more (so a crash in the next item cannot lose it; a quick, quiet item whose events
-        had not left is re-run by the parent instead).
+        had not left is re-run by the parent instead). ``offsets``: a list, or a range.
+        """
+        sender = self.sender
+        count = len(items)
+        first = offsets[0]
+        consecutive = type(offsets) is range or offsets == list(range(first, first + count))
+        if sender._tail and first != sender._next_offset:
+            sender.close_chunk()  # a chunk holds consecutive offsets: the parent folds it in slices
+        half = count // 2 + 1 if waiting is not None and count > 1 else count
+        self._run_items(offsets[:half], items[:half], consecutive)
+        if half < count:
+            if not waiting():  # type: ignore[misc]
+                sender._next_offset = offsets[half - 1] + 1
+                sender.flush()
+            self._run_items(offsets[half:], items[half:], consecutive)
+        sender._next_offset = offsets[-1] + 1
+        if flush_at_end:
+            sender.flush()
+
+    def _run_items(self, offsets: Sequence[int], items: list, consecutive: bool) -> None:
+        """The loop of ``run_chunk``.
 
         The usual item (quick, quiet, a scalar result) costs no call of ours: it joins the
         sender's open chunk here, inlined (issue 18: a worker's own overhead per item is what
         a million items cost beyond the stdlib pools). Anything else goes through ``_end``.
+        Such an item's end is also the next item's start: one clock read, not two, per item
+        (what comes between is this loop's own bookkeeping, under a microsecond); after
+        anything that may take longer (a send, ``_end``) the clock is read again.
         """
         sender, pid, handler, root, root_handlers = self.sender, self.pid, self.handler, self.root, self.root_handlers
         running = self.running if self.running is not None else _NO_SLOT
@@ -78,17 +101,12 @@ class ItemRunner(item_runner.ItemRunner):
         live = LIVE_HANDLERS if lean.usable else ()  # () != lean's count: logging is reset each time
         tail, ticket = sender._tail, sender._ticket
         join = tail.extend  # one item's four fields at a time (EventSender._new_chunk)
-        debug = logging.DEBUG
-        count = len(items)
-        first = offsets[0]
-        consecutive = offsets == list(range(first, first + count))
-        if tail and first != sender._next_offset:
-            sender.close_chunk()  # a chunk holds consecutive offsets: the parent folds it in slices
-        last, half = offsets[-1], offsets[count // 2] if count > 1 else None  # a chunk's offsets are distinct
+        debug, trivial, tail_flush = logging.DEBUG, TRIVIAL_ITEM, TAIL_FLUSH
+        # A quick, quiet item cannot have logged: a log line takes its start's ticket (EventSender.emit)
+        logged = handler.count
+        started = clock()
         for offset, item in zip(offsets, items):
             running.value = offset
-            logged = handler.count
-            started = clock()
             ticket.append((offset, pid, started))  # its start, unsent: see EventSender._new_chunk
             if sender._flusher_idle:
                 sender.wake_flusher()  # so a long item's start still leaves within FLUSH_INTERVAL
@@ -112,6 +130,7 @@ class ItemRunner(item_runner.ItemRunner):
                 handler.offset = -1  # a thread the item left logging speaks for no item
                 retryable = self.retry_on is not None and isinstance(exc, self.retry_on)
                 self._end(offset, started, None, error_event(offset, pid, exc, True, retryable), logged)
+                logged, started = handler.count, clock()
             else:
                 handler.offset = -1
                 ended = clock()
@@ -121,23 +140,20 @@ class ItemRunner(item_runner.ItemRunner):
                         ticket.pop()  # nobody sent its start: the item joins the open chunk
                     except IndexError:
                         self._end(offset, started, ended, Result(offset, pid, ended, Payload(json=value)), logged)
+                        logged, ended = handler.count, clock()
                     else:
                         if not consecutive and tail:
                             sender.close_chunk()
                         join((offset, started, ended, value))  # as itself: see events.Ran
-                        if ended - started > TRIVIAL_ITEM or len(tail) >= TAIL_FLUSH:
+                        if ended - started > trivial or len(tail) >= tail_flush:
                             sender._next_offset = offset + 1
                             sender.flush()
+                            ended = clock()
                 else:
                     self._end(offset, started, ended, value, logged)
+                    logged, ended = handler.count, clock()
+                started = ended
             running.value = -1  # between items: a death now is no item's fault
-            if offset == last:
-                sender._next_offset = offset + 1
-                if flush_at_end:
-                    sender.flush()
-            elif offset == half and waiting is not None and not waiting():
-                sender._next_offset = offset + 1
-                sender.flush()
 
     def _reset_logging(self) -> None:
         root = self.root
