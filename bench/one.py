@@ -34,6 +34,10 @@ def run(scenario: Scenario, impl: str, quick: bool, start_method: str) -> Measur
         gc.collect()
         with Meter() as meter:
             results = _execute(runner, impl, scenario, items, start_method, record, sink)
+        if impl in (MPMQ, RECORD):
+            from .mpmqrun import raise_on_failed
+
+            raise_on_failed(results)  # outside the measurement, as Pool.map's column has none
         m.wall_s, m.parent_cpu_s, m.parent_base_mb = meter.wall_s, meter.cpu_s, meter.base_mb
         if start_method != "forkserver":  # there the workers are not our children
             m.all_cpu_s = meter.cpu_s + meter.children_cpu_s
