@@ -18,6 +18,7 @@ asked for them, never into the JSON.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from operator import attrgetter
 from typing import Any
@@ -226,8 +227,18 @@ def rest_cache(keep_pickle: bool) -> tuple[dict[int, Rest], Callable[[int, Paylo
 
 # -- reading ---------------------------------------------------------------------------------
 
-_decode_events = msgspec.json.Decoder(list[Started | Log | Result | Error | Done | StoredChunk]).decode
 _decode_seqs = msgspec.json.Decoder(list[int]).decode
+
+
+@functools.cache
+def _events_decoder() -> msgspec.json.Decoder:
+    """Made on first read: a decoder of the event classes resolves their annotations (~0.5 ms),
+    which a recorded run, that only writes, never needs."""
+    return msgspec.json.Decoder(list[Started | Log | Result | Error | Done | StoredChunk])
+
+
+def _decode_events(events: Any) -> list[Any]:
+    return _events_decoder().decode(events)
 
 
 def stored_chunks(events: Any) -> list[StoredChunk]:
