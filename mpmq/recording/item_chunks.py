@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from ..events import Ran
 from ..state import NO_PID, NO_RESULT, RunState
 from .item_outcomes import _FOR_FINISH, _PENDING, _UNSEEN, ItemOutcomes
 from .rows import WIRE_HIGH, WIRE_LOW, input_columns, plain_keys, plain_values
@@ -160,6 +161,17 @@ class OutcomeChunks(ItemOutcomes):
         else:
             for offset in offsets:
                 written[offset] = _CHUNKED
+
+    def in_buffered_chunks(self, batches: list[tuple[int, float, Sequence[Any]]]) -> None:
+        """``in_chunk`` for every chunk in ``batches`` (first seq, received at, events),
+        buffered and not yet written. A batch holds a chunk if it took more seqs than it has
+        events (the last batch is looked into): a log-heavy run's batches are not walked."""
+        for index, (first_seq, _, events) in enumerate(batches):
+            after = batches[index + 1][0] if index + 1 < len(batches) else None
+            if after is None or after - first_seq > len(events):
+                for event in events:
+                    if type(event) is Ran:
+                        self.in_chunk(event.offsets)
 
     def finished(self, state: RunState) -> list[tuple[str, list]]:
         self._sized(len(state.columns()[0]))

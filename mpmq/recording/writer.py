@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .. import fork_guard
-from ..events import AnyEvent, Ran, Result, expand
+from ..events import AnyEvent, Result, expand
 from ..state import RunState
 from .batches import INSERT_BATCH, INSERT_PICKLE, BatchRows, rest_cache
 from .file import FORMAT_VERSION, RecordingError, check_target, end_writing, starting_run
@@ -308,15 +308,7 @@ class Recorder:
         if not self._marks_chunks:
             return self._outcomes.finished(state)
         with self._buffer_lock:
-            buffer = self._buffer
-            for index, (first_seq, _, events) in enumerate(buffer):
-                # A batch holds a chunk if it took more seqs than it has events (the last
-                # batch is looked into): a log-heavy run's batches are not walked.
-                after = buffer[index + 1][0] if index + 1 < len(buffer) else None
-                if after is None or after - first_seq > len(events):
-                    for event in events:
-                        if type(event) is Ran:
-                            self._outcomes.in_chunk(event.offsets)
+            self._outcomes.in_buffered_chunks(self._buffer)
             return self._outcomes.finished(state)
 
     def _event_statements(self, batches: list[tuple[int, float, Sequence[AnyEvent]]]) -> list[tuple[str, list]]:
