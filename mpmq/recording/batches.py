@@ -1,4 +1,5 @@
-"""Format 2's event rows: a batch of events as the parent received it, one row, a JSON array.
+"""The event rows of formats 2 and 3: a batch of events as the parent received it, one row, a
+JSON array.
 
 Issue 18: one indexed row per event cost more to write than the whole unrecorded run of
 100,000 log lines; a JSON array of the batch costs about an eighth of that, and the ``events``
@@ -13,7 +14,9 @@ row could get wrong.
 What is stored is the event as it came, except what must not or cannot rest on disk as it
 travelled: a result's value is kept at rest (JSON when exact, always ``repr``; ``rows.py``),
 and pickles (a result's or an exception's) go to the ``pickles`` table only when the caller
-asked for them, never into the JSON.
+asked for them, never into the JSON. From format 3 on, a chunk of items whose values are all
+``None``, bools or counts is stored exactly as it came, and is its items' outcome
+(``item_chunks.py``).
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
-"""The ``items`` table's outcome columns: status, times, result and error of each item.
+"""Which items' outcomes to write, and when; and format 2's way of writing them.
 
-Each item's row is written with its input before the first item runs (``rows.item_inputs``);
-its outcome is written here, as an UPDATE: on the recorder's thread as items succeed with a
-plain value (``finished``, read from the run's live state), and for every other item when the
-run ends (``rest``). The commonest outcome, a success returning None or a count, goes 200 rows
-to a statement (issue 18: one UPDATE per item cost seconds at a million items).
+An item's outcome (status, times, result, error) is written on the recorder's thread as it
+succeeds with a plain value (``finished``, read from the run's live state), and for every
+other item when the run ends (``rest``). Format 2 wrote each item's row with its input before
+the first item ran (``rows.item_inputs``) and its outcome here, as an UPDATE, the commonest
+outcome (a success returning None or a count) 200 rows to a statement (issue 18: one UPDATE
+per item cost seconds at a million items); format 3 writes the same outcomes as rows of
+chunks (``item_chunks.OutcomeChunks``).
 """
 
 from __future__ import annotations
