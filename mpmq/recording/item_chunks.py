@@ -154,6 +154,8 @@ class OutcomeChunks(ItemOutcomes):
     def in_chunk(self, offsets: list[int]) -> None:
         """These items' outcomes are in a stored chunk (called as its batch row is built,
         before ``finished`` looks at the state again)."""
+        if not offsets:
+            return
         first, count = offsets[0], len(offsets)
         written = self._sized(first + count if offsets[-1] == first + count - 1 else max(offsets) + 1)
         if offsets[-1] == first + count - 1:
