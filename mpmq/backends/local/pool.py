@@ -9,7 +9,8 @@
 process sentinel (as CPython's ProcessPoolExecutor waits on its result reader and sentinels,
 here with one ``select.poll`` kept for the run rather than a selector built per wait), with a
 timeout only when an item deadline is due. ``handle.py`` is the parent's end of one worker,
-``chunks.py`` packs a chunk for a worker that did not inherit the items;
+``chunks.py`` packs a chunk for a worker that did not inherit the items, ``failures.py`` says
+what a death, a deadline or a cancellation means for an item;
 on Linux its sentinel is a pidfd, so a process the item forked and left running (holding the
 worker's pipe and multiprocessing's sentinel open) cannot hide the worker's exit.
 A worker that dies is noticed through its sentinel at once: the item it was running fails
@@ -33,10 +34,9 @@ from collections.abc import Callable, Mapping, Sequence
 from multiprocessing import util
 from typing import Any
 
-from ...errors import ItemCancelled, ItemTimeout, WorkerDied, qualified_name
 from ...events import Done, Error, Ran, Started, expand
 from ..chunk_sizes import ChunkSizer
-from . import chunks
+from . import chunks, failures
 from .handle import WorkerHandle
 from .pending import PendingOffsets
 
@@ -153,7 +153,7 @@ class WorkerPool:
         if self._awaiting_verdict:  # the engine has seen the failure and said nothing: go on
             self._awaiting_verdict = False
             self._schedule()
-        deadline = self._next_deadline()
+        deadline = failures.next_deadline(self.workers, self.item_timeout)
         if deadline is not None:
             due = max(0.0, deadline - time.monotonic())
             timeout = due if timeout is None else min(timeout, due)
@@ -171,7 +171,7 @@ class WorkerPool:
             self._reap(worker, events)
         self.received += len(events)
         if deadline is not None and time.monotonic() >= deadline:
-            self._kill_overdue()
+            failures.kill_overdue(self.workers, self.item_timeout)
         if not self._awaiting_verdict:
             self._schedule()
         return events
@@ -205,9 +205,7 @@ class WorkerPool:
         self._schedule()
 
     def _cancel(self, offset: int, now: float) -> None:
-        message = "cancelled: an earlier item failed and stop_on_error is set"
-        self._produced.append(Error(offset, 0, now, qualified_name(ItemCancelled), message))
-        self._produced.append(Done(offset, 0, now))
+        self._produced += failures.cancelled(offset, now)
         self.unfinished -= 1
 
     # -- reading events --------------------------------------------------------------------
@@ -408,53 +406,16 @@ class WorkerPool:
     def _fail_running(self, worker: WorkerHandle, events: list) -> None:
         """The worker died holding items: fail the one it was running, requeue the rest.
 
-        Items before it whose events never left the worker are re-run rather than lost;
-        when no item was running (death between items), the first held item takes a strike
-        and fails on its second, so an item that kills workers before starting cannot loop.
+        Items before it whose events never left the worker are re-run rather than lost.
         """
-        running = worker.running.value
         held = list(worker.held)
         worker.held.clear()
-        if running in held:
-            culprit = running
-        else:
-            culprit = held[0]
-            self._strikes[culprit] = self._strikes.get(culprit, 0) + 1
-            if self._strikes[culprit] < 2:
-                culprit = None
-        now = time.time()
+        culprit = failures.culprit(worker, held, self._strikes)
         if culprit is not None:
             held.remove(culprit)
-            if worker.killed_for_timeout:
-                kind = ItemTimeout
-                message = (f"item {culprit} timed out after {self.item_timeout} s; "
-                           f"its worker (pid {worker.pid}) was killed")
-            else:
-                kind = WorkerDied
-                status = worker.exit_description()
-                message = f"worker (pid {worker.pid}) exited with {status} while running item {culprit}"
-            last_logs = worker.last_logs(culprit)
-            if last_logs:
-                message += "; last log lines:\n" + "\n".join(f"  {line}" for line in last_logs)
-            # A dead worker or a timeout says nothing about the item's next attempt: retryable
-            # whatever ``retry_on`` says (issue 19).
-            events.append(Error(culprit, worker.pid, now, qualified_name(kind), message, retryable=True))
-            events.append(Done(culprit, worker.pid, now))
+            events += failures.died(worker, culprit, self.item_timeout)
             self.unfinished -= 1
             if self.stop_on_error:
                 self._awaiting_verdict = True
         queue = self.inherit_only if worker.dedicated else self.pending
         queue.extendleft(reversed(held))  # back to the front of the queue, in order
-
-    def _next_deadline(self) -> float | None:
-        if self.item_timeout is None:
-            return None
-        starts = [w.started_at for w in self.workers if w.started_at is not None and not w.killed_for_timeout]
-        return min(starts) + self.item_timeout if starts else None
-
-    def _kill_overdue(self) -> None:
-        now = time.monotonic()
-        for worker in self.workers:
-            if worker.started_at is not None and now - worker.started_at >= self.item_timeout:
-                worker.killed_for_timeout = True
-                worker.process.kill()
