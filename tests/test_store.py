@@ -1110,3 +1110,24 @@ def test_format_3_an_item_of_a_chunk_failed_afterwards_has_an_outcome_of_its_own
     with open_recording(path) as recording:
         items = recording.items()
     assert [(i.result.json, i.error_type) for i in items] == [(None, None), (1, "mpmq.errors.WorkerDied"), (2, None)]
+
+
+def test_format_3_a_chunk_out_of_order_is_found_by_each_of_its_items(tmp_path):
+    """A chunk's offsets need not run in order (items put back after a death): its batch row
+    still spans them all, and each item's events and outcome are found by its offset."""
+    path = str(tmp_path / "run.db")
+    rec = Recorder.open(path, header(item_count=6), [{"n": n} for n in range(6)], {})
+    state = RunState.new(6)
+    chunk = Ran(offset=0, pid=7, time=T0, offsets=[0, 5, 2], starts=[T0, T0 + 1, T0 + 2],
+                ends=[T0 + 0.5, T0 + 1.5, T0 + 2.5], values=[10, 15, 12])  # fmt: skip
+    rec.append_batch(0, T0 + 3, [chunk])
+    reduce(state, chunk)
+    rec.finish("interrupted", state)
+    assert sql(path, "SELECT first_offset, last_offset FROM batches") == [(0, 5)]
+    assert sql(path, 'SELECT "offset", status, result FROM items WHERE status = \'succeeded\' ORDER BY "offset"') == [
+        (0, "succeeded", "10"), (2, "succeeded", "12"), (5, "succeeded", "15")]
+    with open_recording(path) as recording:
+        assert [(e.offset, type(e).__name__) for _, _, e in recording.events(offsets=[5])] == [
+            (5, "Started"), (5, "Result"), (5, "Done")]
+        assert [i.status for i in recording.items()] == ["succeeded", "pending", "succeeded", "pending", "pending",
+                                                        "succeeded"]  # fmt: skip

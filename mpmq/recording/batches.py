@@ -152,10 +152,8 @@ class BatchRows:
             elif is_chunk(event) and self._on_chunk is not None and Payload not in set(map(type, event.values)):
                 chunked = True  # format 3: plain values as they came, no walk over the items
                 items = event.offsets
-                if items and items[-1] - items[0] == len(items) - 1:  # consecutive, as workers send them
-                    offsets += (items[0], items[-1])
-                else:
-                    offsets += items
+                if items:
+                    offsets += (min(items), max(items))
                 seq += 3 * len(items)
                 self._on_chunk(items)
             elif is_chunk(event):

@@ -157,8 +157,8 @@ class OutcomeChunks(ItemOutcomes):
         if not offsets:
             return
         first, count = offsets[0], len(offsets)
-        written = self._sized(first + count if offsets[-1] == first + count - 1 else max(offsets) + 1)
-        if offsets[-1] == first + count - 1:
+        written = self._sized(max(offsets) + 1)
+        if offsets[-1] - first == count - 1 and offsets == list(range(first, first + count)):
             written[first : first + count] = _CHUNKED_BYTE * count  # as a worker sends them: in order
         else:
             for offset in offsets:
