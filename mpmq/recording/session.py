@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import functools
 import os
-import platform
 import sys
 import time
 from collections.abc import Mapping
@@ -25,7 +24,10 @@ def qualified(obj: Any) -> str:
 def platform_name() -> str:
     """``platform.platform()``'s answer on Linux, e.g. ``Linux-6.1.0-x86_64-with-glibc2.36``,
     without the ``uname -p`` subprocess it runs for a processor name it then leaves out (7 ms
-    before a recorded run's first worker)."""
+    before a recorded run's first worker). Asked on the recorder's thread, as is the import of
+    ``platform`` (1 ms of the main thread's time before a recorded run's first worker)."""
+    import platform
+
     name = "-".join(part for part in (platform.system(), platform.release(), platform.machine()) if part)
     libc = "".join(platform.libc_ver())  # os.confstr where there is glibc: no subprocess
     return f"{name}-with-{libc}" if libc else name
@@ -67,7 +69,6 @@ def open_recorder(engine: Any, items: list, shared: Mapping, workers: int) -> Re
     """
     options = engine._record_options
     header = {
-        "python_version": platform.python_version(),
         "start_method": engine.context.get_start_method(),
         "function": qualified(engine.function),
         "handler": qualified(type(engine)),
@@ -89,7 +90,10 @@ def open_recorder(engine: Any, items: list, shared: Mapping, workers: int) -> Re
     }
 
     def whole_header() -> dict[str, Any]:
-        return {**header, "mpmq_version": mpmq_version(), "platform": platform_name()}
+        import platform
+
+        return {**header, "python_version": platform.python_version(), "mpmq_version": mpmq_version(),
+                "platform": platform_name()}
 
     return Recorder.open(
         options["path"], whole_header, items, shared,
