@@ -22,7 +22,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 STEP_TIMEOUT = 240.0
-PACKAGE_FILES = {"mpmq/__init__.py", "mpmq/py.typed", "replay/__init__.py", "replay/cli.py", "replay/py.typed"}
+PACKAGE_FILES = {
+    "mpmq/__init__.py", "mpmq/py.typed", "mpmq/recording/empty.sqlite", "replay/__init__.py", "replay/cli.py",
+    "replay/py.typed",
+}
 NOT_SOURCE = (".git", ".venv", "*.egg-info", "build", "dist", "__pycache__", ".*_cache", ".hypothesis", "*.db")
 RECORD_AND_SUMMARISE = """
 from mpmq import MPmq

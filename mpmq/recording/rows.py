@@ -266,16 +266,15 @@ def flat_input_columns(value: Any, patterns: frozenset[str]) -> tuple | None:
     return text, clean_text(safe_repr(value)), None
 
 
-def insert_run(
-    conn: sqlite3.Connection,
+def run_row(
     header: Mapping[str, Any],
     inputs: Sequence[Any],
     shared: Any,
     patterns: frozenset[str],
     keep_pickle: bool,
     version: int = FORMAT_VERSION,
-) -> int:
-    """Insert the run's header row (status ``running``) and return its id."""
+) -> dict[str, Any]:
+    """The run's header row (status ``running``), redacted, as ``insert_run`` inserts it."""
     row = {key: header.get(key) for key in HEADER_KEYS}
     row["item_count"] = len(inputs) if row["item_count"] is None else row["item_count"]
     shared_json, repr_keys, shared_pickle = shared_columns(redact(shared, patterns), keep_pickle)
@@ -288,7 +287,11 @@ def insert_run(
         shared_data_repr_keys=repr_keys,
         shared_data_pickle=shared_pickle,
     )
-    row = {key: clean_text(value) for key, value in row.items()}
+    return {key: clean_text(value) for key, value in row.items()}
+
+
+def insert_run(conn: sqlite3.Connection, row: Mapping[str, Any]) -> int:
+    """Insert the run's row (``run_row``) and return its id."""
     columns = ", ".join(f'"{key}"' for key in row)
     cursor = conn.execute(f"INSERT INTO runs ({columns}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
     assert cursor.lastrowid is not None

@@ -35,19 +35,20 @@ from typing import Any
 from .. import fork_guard
 from ..events import AnyEvent, Result, expand
 from ..state import RunState
-from .batches import INSERT_BATCH, INSERT_PICKLE, BatchRows, rest_cache
-from .file import FORMAT_VERSION, RecordingError, check_target, end_writing, starting_run
-from .item_chunks import OutcomeChunks, input_chunks
-from .item_outcomes import ItemOutcomes
-from .redact import RedactOption, patterns_for
-from .rows import (
-    HEADER_KEYS,
-    EventInserts,
-    clean_text,
-    insert_run,
-    item_inputs,
-    max_variables,
+from .file import (
+    FORMAT_VERSION,
+    RecordingError,
+    abandon,
+    check_target,
+    end_writing,
+    open_for_writing,
+    write_ahead,
 )
+from .redact import RedactOption, patterns_for
+
+# What turns events and items into rows (batches, item_chunks, item_outcomes, rows) is
+# imported where the run starts in the file, on the recorder's thread: 1 ms of imports that
+# delayed a recorded run's first worker (issue 18).
 
 __all__ = ["Recorder", "RecordingError", "FORMAT_VERSION", "RUN_STATUSES"]
 
@@ -64,10 +65,7 @@ _UPDATE_RUN = "UPDATE runs SET ended_at = ?, status = ?, succeeded = ?, failed =
 class Recorder:
     """Appends one run's events to a recording; see the module docstring."""
 
-    def __init__(
-        self, path: str, conn: sqlite3.Connection | None, run_id: int | None, keep_pickle: bool,
-        version: int = FORMAT_VERSION,
-    ) -> None:
+    def __init__(self, path: str, keep_pickle: bool, start: _RunStart) -> None:
         self.path = path
         self.failure: str | None = None
         self.committed = 0  # events safely in the file
@@ -77,11 +75,12 @@ class Recorder:
         self._buffered_events = 0  # events (a chunk counts one) ...
         self._buffered_from = 0  # ... from this seq on (a chunk counts three an item)
         self._next_commit = 0.0
-        self._rest, self._rest_of = rest_cache(keep_pickle)
-        self._pending_start: Callable[[], tuple[sqlite3.Connection, int, int]] | None = None
+        self._rest: dict | None = None  # results at rest by offset (batches.rest_cache), once started
+        self._start: _RunStart | None = start  # until the run's first rows are written
+        self._opened = False  # the file is open, its tables made
+        self._unsynced = False  # a file made for the run, in rollback mode, not yet synced
+        self.format_version = FORMAT_VERSION
         self.run_id: int | None = None
-        if conn is not None and run_id is not None:
-            self._started(conn, run_id, version)
         self._buffer_lock = threading.Lock()  # the engine appends while the writer thread takes
         self._write_lock = threading.Lock()
         self._writer: threading.Thread | None = None
@@ -101,14 +100,15 @@ class Recorder:
         while the disk works: workers never wait on the disk, and the run's wall time barely
         grows. ``maybe_commit`` is then unnecessary; ``finish`` stops the thread.
         """
-        if self._writer is None and (self._conn is not None or self._pending_start is not None):
+        if self._writer is None and (self._conn is not None or self._start is not None):
             self._watched = state
             self._writer = threading.Thread(target=self._write_periodically, name="mpmq-recorder", daemon=True)
             fork_guard.guard(self._write_lock)  # held whenever the thread is inside SQLite
             self._writer.start()
 
     def _write_periodically(self) -> None:
-        self._flush()  # starts the run in the file, if that waits (``open(start_later=True)``)
+        with self._write_lock:
+            self._open_pending()  # the file and its tables, while the run's first items run
         while not self._stopping:
             # Asleep while nothing is buffered (issue 18: a run whose items sleep costs the
             # parent no CPU), then everything buffered is committed within COMMIT_INTERVAL.
@@ -117,7 +117,7 @@ class Recorder:
                 self._arrived.wait()
             self._wake.wait(COMMIT_INTERVAL)
             self._wake.clear()
-            self._flush()
+            self._flush(ending=self._stopping)
 
     def _stop_writer(self) -> None:
         writer, self._writer = self._writer, None
@@ -146,39 +146,76 @@ class Recorder:
         cannot be written, or holds something other than an mpmq recording of this format or
         an older one. A new file is made readable by its owner only (0600).
 
-        ``start_later``: only check now; the run's rows (its header, every item's input) are
-        written by the recorder's thread once ``write_in_background`` starts it, or by the
-        first write. Issue 18: starting a recording (the file's log, its tables, its rows)
-        must not delay the first item; a failure then is a recording failure, like any other.
-        ``header`` may then be a function that returns it, called then.
+        ``start_later``: only check now (issue 18: starting a recording must not delay the
+        first item). The recorder's thread opens the file and makes its tables as it starts
+        (``write_in_background``), and writes the run's first rows (its header, every item's
+        input) with its first commit, due within ``COMMIT_INTERVAL`` of the first event, or
+        as the run ends; a failure then is a recording failure, like any other. ``header``
+        may then be a function that returns it, called as the thread starts.
         """
         if not callable(header):
             _check_header(header)
-        patterns = patterns_for(redact)
         path = os.path.abspath(os.fsdecode(path)) if os.fspath(path) else ""
-        created = check_target(path)
-
-        def start() -> tuple[sqlite3.Connection, int, int]:
-            with starting_run(path, created) as (conn, version):  # a new file goes if this fails
-                row = _check_header(header() if callable(header) else header)
-                run_id = insert_run(conn, row, inputs, shared_data, patterns, keep_pickle, version)
-                statements = (
-                    input_chunks(run_id, inputs, patterns, keep_pickle) if version >= 3
-                    else item_inputs(run_id, inputs, patterns, keep_pickle, max_variables(conn))
-                )
-                for sql, rows in statements:
-                    conn.executemany(sql, rows)
-            return conn, run_id, version
-
+        start = _RunStart(path, check_target(path), header, inputs, shared_data, patterns_for(redact), keep_pickle)
+        recorder = cls(path, keep_pickle, start)
         if not start_later:
-            conn, run_id, version = start()
-            return cls(path, conn, run_id, keep_pickle, version)
-        recorder = cls(path, None, None, keep_pickle)
-        recorder._pending_start = start
+            with recorder._write_lock:
+                recorder._open_pending(raising=True)
+                recorder._begin_pending(raising=True)
         return recorder
 
-    def _started(self, conn: sqlite3.Connection, run_id: int, version: int) -> None:
-        self._conn, self.run_id, self.format_version = conn, run_id, version
+    def _open_pending(self, raising: bool = False) -> None:
+        """Open the file, make its tables, and get the run's header ready (write lock held)."""
+        start = self._start
+        if self._opened or start is None:
+            return
+        self._opened = True
+        try:
+            self._conn, self.format_version = open_for_writing(start.path, start.created)
+            start.prepare(self.format_version)
+        except Exception as exc:
+            self._start = None
+            conn, self._conn = self._conn, None
+            abandon(conn, start.path, start.created)  # a file made for the run goes again
+            if raising:
+                raise
+            self._fail(exc, "as the run started")
+
+    def _begin_pending(self, raising: bool = False) -> None:
+        """Write the run's first rows, committed by the caller with its first events; a file
+        that already holds runs committed them at once (write lock held)."""
+        start, conn = self._start, self._conn
+        if start is None or conn is None:
+            return
+        self._start = None
+        try:
+            run_id = start.write(conn, self.format_version)
+            if raising:  # used alone (``maybe_commit``): the run goes in now, then WAL mode
+                conn.commit()
+                write_ahead(conn, synced=not start.created)
+        except Exception as exc:
+            _rollback_quietly(conn)
+            self._conn = None
+            abandon(conn, start.path, start.created)
+            if isinstance(exc, (sqlite3.Error, OSError)):
+                exc = RecordingError(f"cannot record to {start.path}: {exc}")
+            if raising:
+                raise exc from None
+            self._fail(exc, "as the run started")
+            return
+        self._unsynced = start.created and not raising  # write_ahead syncs it after the first commit
+        self._started(run_id)
+
+    def _started(self, run_id: int) -> None:
+        from .batches import BatchRows, rest_cache
+        from .item_chunks import OutcomeChunks
+        from .item_outcomes import ItemOutcomes
+        from .rows import EventInserts, max_variables
+
+        conn, version = self._conn, self.format_version
+        assert conn is not None
+        self.run_id = run_id
+        self._rest, self._rest_of = rest_cache(self._keep_pickle)
         self._inserts = EventInserts(run_id, max_variables(conn)) if version == 1 else None
         if version >= 3:  # items in chunks: a chunk of plain results is its items' outcomes
             self._outcomes = outcomes = OutcomeChunks(run_id, self._keep_pickle, self._rest, max_variables(conn))
@@ -187,16 +224,6 @@ class Recorder:
             self._outcomes, on_chunk = ItemOutcomes(run_id, self._keep_pickle, self._rest, max_variables(conn)), None
         self._marks_chunks = on_chunk is not None
         self._batch_rows = BatchRows(run_id, self._rest_of, self._keep_pickle, on_chunk)
-
-    def _start_pending(self) -> None:
-        """The run's first rows, if ``open(start_later=True)`` left them to write (write lock held)."""
-        start, self._pending_start = self._pending_start, None
-        if start is None:
-            return
-        try:
-            self._started(*start())
-        except Exception as exc:
-            self._fail(exc, "as the run started")
 
     # -- hot path --
 
@@ -244,7 +271,7 @@ class Recorder:
         if status not in RUN_STATUSES:
             raise ValueError(f"run status must be one of {RUN_STATUSES}, not {status!r}")
         self._stop_writer()
-        self._flush()
+        self._flush(ending=True)
         if self._conn is None:
             return
         if self.failure is None:
@@ -263,25 +290,40 @@ class Recorder:
     def close(self) -> None:
         """Commit what is buffered and close the file; closing again does nothing."""
         self._stop_writer()
-        self._flush()
+        self._flush(ending=True)
         conn = self._conn
         if conn is None:
             return
         self._conn = None
-        self._rest.clear()
+        if self._rest is not None:
+            self._rest.clear()
         self.append = self.append_batch = self.maybe_commit = _ignore  # type: ignore[method-assign]
         end_writing(conn)
 
     # -- internals --
 
-    def _flush(self) -> None:
+    def _flush(self, ending: bool = False) -> None:
+        """Commit the buffered events. The run's first commit writes its rows too (``open``,
+        ``start_later``); in a file created for the run, it is followed by the switch to WAL
+        mode, unless the run is ending: a short run goes in whole without a log (issue 18)."""
         with self._write_lock:
-            self._start_pending()
+            self._open_pending()
             with self._buffer_lock:
                 batches, self._buffer = self._buffer, []
                 self._buffered_events = 0
-            if not batches or self._conn is None or self.failure is not None:
+            conn = self._conn
+            if conn is None or self.failure is not None or not (batches or ending or self.run_id is not None):
                 return
+            if self.run_id is None:
+                self._begin_pending()
+                if self.run_id is None:
+                    return  # it failed: a recording failure
+                if not batches:
+                    try:
+                        conn.commit()
+                    except Exception as exc:
+                        self._fail(exc, "as the run started")
+                        return
             for piece, size in _pieces(batches, MAX_TRANSACTION):  # the rows built at once stay few
                 try:
                     self._write(*self._event_statements(piece))
@@ -289,6 +331,13 @@ class Recorder:
                     self._fail(exc, f"at event {piece[0][0]}")
                     return
                 self.committed += size
+            if self._unsynced and not ending:
+                try:
+                    write_ahead(conn, synced=False)
+                except Exception as exc:
+                    self._fail(exc, "as it switched to WAL mode")
+                    return
+                self._unsynced = False
             try:
                 state = self._watched
                 updates = self._finished(state) if state is not None else []
@@ -312,6 +361,8 @@ class Recorder:
             return self._outcomes.finished(state)
 
     def _event_statements(self, batches: list[tuple[int, float, Sequence[AnyEvent]]]) -> list[tuple[str, list]]:
+        from .batches import INSERT_BATCH, INSERT_PICKLE
+
         if self._inserts is not None:  # a format 1 file: a row per event, so a Ran chunk as its events
             expanded = [(seq, received_at, expand(events)) for seq, received_at, events in batches]
             return self._inserts.statements(expanded, self._result_rest, self._keep_pickle)
@@ -327,6 +378,8 @@ class Recorder:
                 for sql, rows in statements:
                     conn.executemany(sql, rows)
             except UnicodeEncodeError:
+                from .rows import clean_text
+
                 # Lone surrogates (os.fsdecode'd file names in a log line...) cannot be encoded
                 # to UTF-8 for SQLite: store them escaped rather than lose the recording.
                 conn.rollback()
@@ -365,7 +418,48 @@ class Recorder:
             _rollback_quietly(self._conn)
 
 
+class _RunStart:
+    """What starting a run in the file takes, kept until the recorder writes it."""
+
+    def __init__(
+        self, path: str, created: bool, header: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+        inputs: Sequence[Any], shared_data: Mapping[str, Any] | None, patterns: Any, keep_pickle: bool,
+    ) -> None:
+        self.path, self.created, self.header = path, created, header
+        self.inputs, self.shared_data, self.patterns, self.keep_pickle = inputs, shared_data, patterns, keep_pickle
+        self.row: Mapping[str, Any] = {}
+
+    def prepare(self, version: int) -> None:
+        """The run's row (the header, a function of the engine's, is called now) and the
+        modules that write rows: on the recorder's thread as it starts, not when the run's
+        first commit is due (for a short run, as it ends)."""
+        from . import batches, item_chunks, item_outcomes  # noqa: F401
+        from .rows import run_row
+
+        try:
+            header = _check_header(self.header() if callable(self.header) else self.header)
+        except OSError as exc:
+            raise RecordingError(f"cannot record to {self.path}: {exc}") from None
+        self.row = run_row(header, self.inputs, self.shared_data, self.patterns, self.keep_pickle, version)
+
+    def write(self, conn: sqlite3.Connection, version: int) -> int:
+        """The run's row and every item's input, in the caller's transaction; the run's id."""
+        from .item_chunks import input_chunks
+        from .rows import insert_run, item_inputs, max_variables
+
+        run_id = insert_run(conn, self.row)
+        statements = (
+            input_chunks(run_id, self.inputs, self.patterns, self.keep_pickle) if version >= 3
+            else item_inputs(run_id, self.inputs, self.patterns, self.keep_pickle, max_variables(conn))
+        )
+        for sql, rows in statements:
+            conn.executemany(sql, rows)
+        return run_id
+
+
 def _check_header(header: Mapping[str, Any]) -> Mapping[str, Any]:
+    from .rows import HEADER_KEYS
+
     unknown = set(header) - set(HEADER_KEYS)
     if unknown:
         raise ValueError(f"unknown run header keys: {sorted(unknown)}")
