@@ -4,8 +4,11 @@ Only the parent writes. The engine hands each batch of events to ``Recorder.appe
 it receives it; the hot path only buffers the batch. A thread of the recorder's own (or, used
 alone, ``maybe_commit``) turns the buffer into rows (``rows.py``) and commits them in one
 transaction at least every 0.1 s, so a parent killed with SIGKILL loses at most the last
-fraction of a second, and WAL keeps the file valid. ``finish`` writes the item rows and the
-run's final status.
+fraction of a second, and WAL (or, before a new file's first commit, its rollback journal)
+keeps the file valid. ``finish`` writes the item rows and the run's final status. A file
+created for the run starts as an empty recording (``template.py``) and enters WAL mode after
+its first commit of events: a run over before then is written as it ends, with no log to
+create, sync and fold back (issue 18: most of what a recording added to a 3-item run).
 
 While its thread runs, the recorder holds back any fork of this process until the write in
 progress ends (``fork_guard.py``): a worker forked mid-write inherited SQLite's own locks held.
@@ -76,13 +79,14 @@ class Recorder:
         self._buffered_from = 0  # ... from this seq on (a chunk counts three an item)
         self._next_commit = 0.0
         self._rest: dict | None = None  # results at rest by offset (batches.rest_cache), once started
-        self._start: _RunStart | None = start  # until the run's first rows are written
-        self._opened = False  # the file is open, its tables made
+        self._start: _RunStart | None = start  # until the file is opened and the run's rows written
         self._unsynced = False  # a file made for the run, in rollback mode, not yet synced
         self.format_version = FORMAT_VERSION
         self.run_id: int | None = None
         self._buffer_lock = threading.Lock()  # the engine appends while the writer thread takes
         self._write_lock = threading.Lock()
+        self._rows_lock = threading.Lock()  # taken before the write lock: rows are built in order
+        self._built: list[tuple[list[tuple[str, list]], int]] = []  # statements and their events, to commit
         self._writer: threading.Thread | None = None
         self._wake = threading.Event()  # commit now: the buffer is full, or the run ends
         self._arrived = threading.Event()  # the buffer is no longer empty
@@ -109,15 +113,24 @@ class Recorder:
     def _write_periodically(self) -> None:
         with self._write_lock:
             self._open_pending()  # the file and its tables, while the run's first items run
+        due: float | None = None
         while not self._stopping:
             # Asleep while nothing is buffered (issue 18: a run whose items sleep costs the
             # parent no CPU), then everything buffered is committed within COMMIT_INTERVAL.
             self._arrived.clear()
             if not self._buffer and not self._stopping:
                 self._arrived.wait()
-            self._wake.wait(COMMIT_INTERVAL)
+            if due is None:
+                due = time.monotonic() + COMMIT_INTERVAL
+            self._wake.wait(max(0.0, due - time.monotonic()))
             self._wake.clear()
-            self._flush(ending=self._stopping)
+            if self.committed or self._stopping or time.monotonic() >= due:
+                self._flush(ending=self._stopping)
+                due = None
+            else:
+                # A full buffer before the run's first commit is due: its rows are built now,
+                # while the run goes on, and committed then (or as a short run ends).
+                self._build()
 
     def _stop_writer(self) -> None:
         writer, self._writer = self._writer, None
@@ -147,11 +160,10 @@ class Recorder:
         an older one. A new file is made readable by its owner only (0600).
 
         ``start_later``: only check now (issue 18: starting a recording must not delay the
-        first item). The recorder's thread opens the file and makes its tables as it starts
-        (``write_in_background``), and writes the run's first rows (its header, every item's
-        input) with its first commit, due within ``COMMIT_INTERVAL`` of the first event, or
-        as the run ends; a failure then is a recording failure, like any other. ``header``
-        may then be a function that returns it, called as the thread starts.
+        first item). The recorder's thread opens the file and writes the run's first rows
+        (its header, every item's input) as it starts (``write_in_background``); a failure
+        then is a recording failure, like any other. ``header`` may then be a function that
+        returns it, called then.
         """
         if not callable(header):
             _check_header(header)
@@ -161,49 +173,40 @@ class Recorder:
         if not start_later:
             with recorder._write_lock:
                 recorder._open_pending(raising=True)
-                recorder._begin_pending(raising=True)
         return recorder
 
     def _open_pending(self, raising: bool = False) -> None:
-        """Open the file, make its tables, and get the run's header ready (write lock held)."""
-        start = self._start
-        if self._opened or start is None:
-            return
-        self._opened = True
-        try:
-            self._conn, self.format_version = open_for_writing(start.path, start.created)
-            start.prepare(self.format_version)
-        except Exception as exc:
-            self._start = None
-            conn, self._conn = self._conn, None
-            abandon(conn, start.path, start.created)  # a file made for the run goes again
-            if raising:
-                raise
-            self._fail(exc, "as the run started")
+        """Open the file and write the run's first rows, its header and every item's input,
+        in a transaction of their own (write lock held).
 
-    def _begin_pending(self, raising: bool = False) -> None:
-        """Write the run's first rows, committed by the caller with its first events; a file
-        that already holds runs committed them at once (write lock held)."""
-        start, conn = self._start, self._conn
-        if start is None or conn is None:
+        In a file created for the run this costs no sync: it stays in rollback mode until
+        the run's first commit of events, due ``COMMIT_INTERVAL`` after the first event, and
+        switches to WAL mode after it (``_flush``); a run over sooner is written in one more
+        transaction as it ends, with no log to create, sync and fold back (issue 18). Used
+        alone (``raising``: ``open`` without ``start_later``), the file is in WAL mode at once.
+        """
+        start, self._start = self._start, None
+        if start is None:
             return
-        self._start = None
+        conn = None
         try:
+            conn, self.format_version = open_for_writing(start.path, start.created)
             run_id = start.write(conn, self.format_version)
-            if raising:  # used alone (``maybe_commit``): the run goes in now, then WAL mode
-                conn.commit()
+            conn.commit()
+            if raising:
                 write_ahead(conn, synced=not start.created)
         except Exception as exc:
-            _rollback_quietly(conn)
-            self._conn = None
-            abandon(conn, start.path, start.created)
+            if conn is not None:
+                _rollback_quietly(conn)
+            abandon(conn, start.path, start.created)  # a file made for the run goes again
             if isinstance(exc, (sqlite3.Error, OSError)):
                 exc = RecordingError(f"cannot record to {start.path}: {exc}")
             if raising:
                 raise exc from None
             self._fail(exc, "as the run started")
             return
-        self._unsynced = start.created and not raising  # write_ahead syncs it after the first commit
+        self._conn = conn
+        self._unsynced = start.created and not raising
         self._started(run_id)
 
     def _started(self, run_id: int) -> None:
@@ -302,28 +305,39 @@ class Recorder:
 
     # -- internals --
 
+    def _build(self) -> None:
+        """Turn the buffered events into rows, to be committed with the next flush."""
+        with self._rows_lock:
+            with self._buffer_lock:
+                batches, self._buffer = self._buffer, []
+                self._buffered_events = 0
+            if not batches or self.run_id is None or self.failure is not None:
+                return
+            try:
+                for piece, size in _pieces(batches, MAX_TRANSACTION):
+                    self._built.append((self._event_statements(piece), size))
+            except Exception as exc:
+                self._fail(exc, f"at event {batches[0][0]}")
+
     def _flush(self, ending: bool = False) -> None:
-        """Commit the buffered events. The run's first commit writes its rows too (``open``,
-        ``start_later``); in a file created for the run, it is followed by the switch to WAL
-        mode, unless the run is ending: a short run goes in whole without a log (issue 18)."""
-        with self._write_lock:
+        """Commit the buffered events; in a file created for the run, the first commit is
+        followed by the switch to WAL mode, unless the run is ending (``_open_pending``)."""
+        with self._rows_lock, self._write_lock:
             self._open_pending()
             with self._buffer_lock:
                 batches, self._buffer = self._buffer, []
                 self._buffered_events = 0
+            built, self._built = self._built, []
             conn = self._conn
-            if conn is None or self.failure is not None or not (batches or ending or self.run_id is not None):
+            if not (batches or built) or conn is None or self.failure is not None:
                 return
-            if self.run_id is None:
-                self._begin_pending()
-                if self.run_id is None:
-                    return  # it failed: a recording failure
-                if not batches:
-                    try:
-                        conn.commit()
-                    except Exception as exc:
-                        self._fail(exc, "as the run started")
-                        return
+            if built:
+                try:
+                    self._write(*(statement for statements, _ in built for statement in statements))
+                except Exception as exc:
+                    self._fail(exc, "at the run's first commit")
+                    return
+                self.committed += sum(size for _, size in built)
             for piece, size in _pieces(batches, MAX_TRANSACTION):  # the rows built at once stay few
                 try:
                     self._write(*self._event_statements(piece))
@@ -399,6 +413,7 @@ class Recorder:
         self.failure = f"recording to {self.path} stopped {where}: {type(exc).__name__}: {exc}"
         with self._buffer_lock:
             self._buffer, self._buffered_events = [], 0
+        self._built = []
         # From here the run goes on unrecorded, at no cost per event.
         self.append = self.append_batch = self.maybe_commit = _ignore  # type: ignore[method-assign]
         if self._conn is not None:
@@ -427,27 +442,16 @@ class _RunStart:
     ) -> None:
         self.path, self.created, self.header = path, created, header
         self.inputs, self.shared_data, self.patterns, self.keep_pickle = inputs, shared_data, patterns, keep_pickle
-        self.row: Mapping[str, Any] = {}
-
-    def prepare(self, version: int) -> None:
-        """The run's row (the header, a function of the engine's, is called now) and the
-        modules that write rows: on the recorder's thread as it starts, not when the run's
-        first commit is due (for a short run, as it ends)."""
-        from . import batches, item_chunks, item_outcomes  # noqa: F401
-        from .rows import run_row
-
-        try:
-            header = _check_header(self.header() if callable(self.header) else self.header)
-        except OSError as exc:
-            raise RecordingError(f"cannot record to {self.path}: {exc}") from None
-        self.row = run_row(header, self.inputs, self.shared_data, self.patterns, self.keep_pickle, version)
 
     def write(self, conn: sqlite3.Connection, version: int) -> int:
-        """The run's row and every item's input, in the caller's transaction; the run's id."""
+        """The run's row (the header, a function of the engine's, is called now) and every
+        item's input, in the caller's transaction; the run's id."""
         from .item_chunks import input_chunks
-        from .rows import insert_run, item_inputs, max_variables
+        from .rows import insert_run, item_inputs, max_variables, run_row
 
-        run_id = insert_run(conn, self.row)
+        header = _check_header(self.header() if callable(self.header) else self.header)
+        run_id = insert_run(conn, run_row(header, self.inputs, self.shared_data, self.patterns, self.keep_pickle,
+                                          version))
         statements = (
             input_chunks(run_id, self.inputs, self.patterns, self.keep_pickle) if version >= 3
             else item_inputs(run_id, self.inputs, self.patterns, self.keep_pickle, max_variables(conn))
