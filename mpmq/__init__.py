@@ -1,5 +1,9 @@
 """mpmq: run one function across many worker processes, stream their logs, record and replay runs."""
 
+# The one place the version is written: pyproject.toml reads it from here (a constant: looking
+# it up in the installed metadata cost a recorded run milliseconds, issue 18).
+__version__ = "1.0.0"
+
 from .compat import MPmq
 from .errors import (
     ItemCancelled,
@@ -13,17 +17,6 @@ from .errors import (
 )
 from .events import Done, Error, Log, Result, Started
 from .handler import queue_handler
-
-
-def __getattr__(name: str) -> str:
-    if name == "__version__":  # looked up on demand: importlib.metadata costs ~25 ms at import
-        from importlib import metadata
-
-        try:
-            return metadata.version("mpmq")
-        except metadata.PackageNotFoundError:  # a checkout that was never installed
-            return "0+unknown"
-    raise AttributeError(f"module 'mpmq' has no attribute {name!r}")
 
 __all__ = [
     "MPmq", "queue_handler", "Started", "Log", "Result", "Error", "Done",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -46,8 +47,8 @@ def run(command: list, cwd: Path) -> str:
 
 
 def project_version() -> str:
-    match = re.search(r'^version\s*=\s*"([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)
-    assert match, "pyproject.toml has no static version"
+    match = re.search(r'^__version__\s*=\s*"([^"]+)"', (ROOT / "mpmq" / "__init__.py").read_text(), re.M)
+    assert match, "mpmq/__init__.py has no __version__"
     return match.group(1)
 
 
@@ -119,3 +120,5 @@ def test_wheel_installs_in_a_fresh_venv_and_runs_the_quick_start(tmp_path: Path)
     (work / "record.py").write_text(RECORD_AND_SUMMARISE, encoding="utf-8")
     assert run([python, "record.py"], work).strip() == "[2, 4]"
     assert "2 succeeded" in run([bin_dir / "mpmq-replay", "summary", "installed.db"], work)
+    with sqlite3.connect(work / "installed.db") as conn:  # the header names the version installed
+        assert conn.execute("SELECT mpmq_version FROM runs").fetchall() == [(version,)]

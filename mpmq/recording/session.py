@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime
 import functools
-import os
 import sys
 import time
 from collections.abc import Mapping
 from typing import Any
 
+from .. import __version__
 from .writer import Recorder
 
 
@@ -31,29 +31,6 @@ def platform_name() -> str:
     name = "-".join(part for part in (platform.system(), platform.release(), platform.machine()) if part)
     libc = "".join(platform.libc_ver())  # os.confstr where there is glibc: no subprocess
     return f"{name}-with-{libc}" if libc else name
-
-
-@functools.cache
-def mpmq_version() -> str:
-    """``mpmq.__version__``, once per process, from the name of the installed distribution's
-    ``mpmq-VERSION.dist-info`` directory where there is one, found on ``sys.path`` in the
-    order importlib.metadata looks: importing importlib.metadata cost 14 ms of a recorded run
-    of 3 items (issue 18), and reading the metadata 3 ms more. The standard library's own
-    directories, which no installer puts a distribution in, are not listed (282 names here)."""
-    stdlib = os.path.dirname(os.__file__)
-    for entry in sys.path:
-        if entry == stdlib or os.path.dirname(entry) == stdlib and entry.endswith("lib-dynload"):
-            continue
-        try:
-            names = os.listdir(entry or ".")
-        except OSError:
-            continue
-        for name in names:
-            if name.startswith("mpmq-") and name.endswith(".dist-info"):
-                return name[len("mpmq-") : -len(".dist-info")]
-    from .. import __version__
-
-    return __version__
 
 
 def local_utc_offset() -> int:
@@ -92,7 +69,7 @@ def open_recorder(engine: Any, items: list, shared: Mapping, workers: int) -> Re
     def whole_header() -> dict[str, Any]:
         import platform
 
-        return {**header, "python_version": platform.python_version(), "mpmq_version": mpmq_version(),
+        return {**header, "python_version": platform.python_version(), "mpmq_version": __version__,
                 "platform": platform_name()}
 
     return Recorder.open(
