@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import sqlite3
 from collections.abc import Callable
 from contextlib import closing
 from typing import Any
@@ -104,6 +103,8 @@ def count_recorded_events(path: str) -> int | None:
     """
     if not os.path.exists(path):
         return None
+    import sqlite3  # here, after the measurement: a recorded run's own import of it is its cost
+
     with closing(sqlite3.connect(path)) as db:
         names = [row[0] for row in db.execute("select name from sqlite_master where type = 'table'")]
         if "batches" in names:  # format 2 (issue 18): one row per received batch
