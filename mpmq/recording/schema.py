@@ -7,7 +7,10 @@ the same way, inputs and outcomes in chunks, with format 1's ``items`` rows as a
 
 from __future__ import annotations
 
-import sqlite3
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlite3 import Connection
 
 FORMAT_VERSION = 3  # the newest format this mpmq reads and the one it writes into a new file
 APPLICATION_ID = 0x6D706D71  # b"mpmq", in the SQLite header for tools like file(1)
@@ -297,7 +300,7 @@ TABLES = {
 }
 
 
-def create_schema(conn: sqlite3.Connection, version: int = FORMAT_VERSION) -> None:
+def create_schema(conn: Connection, version: int = FORMAT_VERSION) -> None:
     """A format's tables in an empty database (inside the caller's transaction)."""
     for statement in SCHEMAS[version]:
         conn.execute(statement)

@@ -9,7 +9,6 @@ the two differ.
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 import time
 
@@ -57,6 +56,8 @@ def create_from_template(path: str) -> bool | None:
 
 def make(path: str) -> None:
     """Write an empty recording of the newest format, made from ``schema.py``, to ``path`` (new)."""
+    import sqlite3
+
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("BEGIN")

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from .. import fork_guard
 from ..events import AnyEvent, Result, expand
@@ -48,6 +48,9 @@ from .file import (
     write_ahead,
 )
 from .redact import RedactOption, patterns_for
+
+if TYPE_CHECKING:  # sqlite3 is imported where it is used: on the recorder's thread (``file.py``)
+    from sqlite3 import Connection
 
 # What turns events and items into rows (batches, item_chunks, item_outcomes, rows) is
 # imported where the run starts in the file, on the recorder's thread: 1 ms of imports that
@@ -72,7 +75,7 @@ class Recorder:
         self.path = path
         self.failure: str | None = None
         self.committed = 0  # events safely in the file
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
         self._keep_pickle = keep_pickle
         self._buffer: list[tuple[int, float, Sequence[AnyEvent]]] = []  # batches: first seq, time, events
         self._buffered_events = 0  # events (a chunk counts one) ...
@@ -124,8 +127,10 @@ class Recorder:
                 due = time.monotonic() + COMMIT_INTERVAL
             self._wake.wait(max(0.0, due - time.monotonic()))
             self._wake.clear()
-            if self.committed or self._stopping or time.monotonic() >= due:
-                self._flush(ending=self._stopping)
+            if self._stopping:
+                break  # what is left goes in with the run's last rows (``finish``)
+            if self.committed or time.monotonic() >= due:
+                self._flush()
                 due = None
             else:
                 # A full buffer before the run's first commit is due: its rows are built now,
@@ -199,6 +204,8 @@ class Recorder:
             if conn is not None:
                 _rollback_quietly(conn)
             abandon(conn, start.path, start.created)  # a file made for the run goes again
+            import sqlite3
+
             if isinstance(exc, (sqlite3.Error, OSError)):
                 exc = RecordingError(f"cannot record to {start.path}: {exc}")
             if raising:
@@ -274,18 +281,18 @@ class Recorder:
         if status not in RUN_STATUSES:
             raise ValueError(f"run status must be one of {RUN_STATUSES}, not {status!r}")
         self._stop_writer()
-        self._flush(ending=True)
+
+        def last_rows() -> list[tuple[str, list]]:  # after the events: they mark the chunks' items
+            return [
+                *self._outcomes.rest(state),
+                (_UPDATE_RUN, [(time.time(), status, state.succeeded, state.failed, self.run_id)]),
+            ]
+
+        # The last events, the item rows and the run's end in one transaction: a run that says
+        # it ended has its item rows, and a short run ends with one commit (issue 18).
+        self._flush(ending=True, last=last_rows)
         if self._conn is None:
             return
-        if self.failure is None:
-            try:
-                # One transaction: a run that says it ended has its item rows.
-                self._write(
-                    *self._outcomes.rest(state),
-                    (_UPDATE_RUN, [(time.time(), status, state.succeeded, state.failed, self.run_id)]),
-                )
-            except Exception as exc:
-                self._fail(exc, "while writing the item rows")
         if self.failure is not None:
             self._mark_failed(status, state)
         self.close()
@@ -301,7 +308,10 @@ class Recorder:
         if self._rest is not None:
             self._rest.clear()
         self.append = self.append_batch = self.maybe_commit = _ignore  # type: ignore[method-assign]
-        end_writing(conn)
+        if self._unsynced:  # never left rollback mode: no log to fold back, nothing to switch
+            conn.close()
+        else:
+            end_writing(conn)
 
     # -- internals --
 
@@ -319,9 +329,12 @@ class Recorder:
             except Exception as exc:
                 self._fail(exc, f"at event {batches[0][0]}")
 
-    def _flush(self, ending: bool = False) -> None:
+    def _flush(self, ending: bool = False, last: Callable[[], list[tuple[str, list]]] | None = None) -> None:
         """Commit the buffered events; in a file created for the run, the first commit is
-        followed by the switch to WAL mode, unless the run is ending (``_open_pending``)."""
+        followed by the switch to WAL mode, unless the run is ending (``_open_pending``).
+
+        ``last``: the run's last rows, committed in the transaction of the last events.
+        """
         with self._rows_lock, self._write_lock:
             self._open_pending()
             with self._buffer_lock:
@@ -329,22 +342,26 @@ class Recorder:
                 self._buffered_events = 0
             built, self._built = self._built, []
             conn = self._conn
-            if not (batches or built) or conn is None or self.failure is not None:
+            if not (batches or built or last) or conn is None or self.failure is not None:
                 return
-            if built:
+            # Each step makes its statements when its turn comes: the rows built at once stay few.
+            steps = [(partial(list, statements), size, "at the run's first commit") for statements, size in built]
+            steps += [(partial(self._event_statements, piece), size, f"at event {piece[0][0]}")
+                      for piece, size in _pieces(batches, MAX_TRANSACTION)]
+            if not steps and last is not None:
+                steps.append((list, 0, "while writing the item rows"))
+            for number, (statements_of, size, where) in enumerate(steps, 1):
                 try:
-                    self._write(*(statement for statements, _ in built for statement in statements))
+                    statements = statements_of()
+                    if last is not None and number == len(steps):
+                        statements += last()
+                    self._write(*statements)
                 except Exception as exc:
-                    self._fail(exc, "at the run's first commit")
-                    return
-                self.committed += sum(size for _, size in built)
-            for piece, size in _pieces(batches, MAX_TRANSACTION):  # the rows built at once stay few
-                try:
-                    self._write(*self._event_statements(piece))
-                except Exception as exc:
-                    self._fail(exc, f"at event {piece[0][0]}")
+                    self._fail(exc, where)
                     return
                 self.committed += size
+            if last is not None:
+                return
             if self._unsynced and not ending:
                 try:
                     write_ahead(conn, synced=False)
@@ -443,7 +460,7 @@ class _RunStart:
         self.path, self.created, self.header = path, created, header
         self.inputs, self.shared_data, self.patterns, self.keep_pickle = inputs, shared_data, patterns, keep_pickle
 
-    def write(self, conn: sqlite3.Connection, version: int) -> int:
+    def write(self, conn: Connection, version: int) -> int:
         """The run's row (the header, a function of the engine's, is called now) and every
         item's input, in the caller's transaction; the run's id."""
         from .item_chunks import input_chunks
@@ -488,6 +505,8 @@ def _ignore(*args: Any) -> None:
     return None
 
 
-def _rollback_quietly(conn: sqlite3.Connection) -> None:
+def _rollback_quietly(conn: Connection) -> None:
+    import sqlite3
+
     with contextlib.suppress(sqlite3.Error):  # e.g. the connection is already closed
         conn.rollback()
