@@ -18,6 +18,7 @@ import pytest
 from mpmq import MPmq
 from mpmq.recording import FORMAT_VERSION, open_recording
 from mpmq.recording.file import check_target, read_format
+from mpmq.recording.schema import PAGE_SIZE
 from mpmq.recording.template import TEMPLATE, create_from_template, make
 
 REMAKE = "the template differs from schema.py: run `python -m mpmq.recording.template` and commit it"
@@ -82,7 +83,9 @@ def test_without_hard_links_a_new_file_starts_empty_and_the_run_makes_its_tables
     with open_recording(path) as recording:
         assert recording.run().status == "succeeded"
         assert [item.status for item in recording.items()] == ["succeeded"] * 3
-    assert describe(path)["objects"] == describe(TEMPLATE)["objects"]
+    made, template = describe(path), describe(TEMPLATE)
+    assert made["objects"] == template["objects"]
+    assert made["page_size"] == template["page_size"] == PAGE_SIZE  # the run's file is as the template would be
 
 
 def test_a_short_run_into_a_new_file_leaves_one_file_in_rollback_mode(tmp_path):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote_from_bytes
 
-from .schema import APPLICATION_ID, FORMAT_VERSION, TABLES, create_schema
+from .schema import APPLICATION_ID, FORMAT_VERSION, PAGE_SIZE, TABLES, create_schema
 
 # sqlite3 is imported where a function needs it: a new file's run imports it on the recorder's
 # thread, not before its first worker starts (1.5 ms, issue 18).
@@ -29,11 +29,11 @@ __all__ = [
 ]  # fmt: skip
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
-# The log is folded into the file every this many pages (400 KB), by the recorder's thread
-# as the run goes on: SQLite's default, 1,000, left up to 4 MB to fold as the run ended, 25 ms
-# after the 100,000-log run's last event (issue 18); folding more often costs the thread a
-# few fsyncs, not the run.
-CHECKPOINT_PAGES = 100
+# The log is folded into the file every this many bytes' worth of pages, by the recorder's
+# thread as the run goes on: SQLite's default, 1,000 pages, left up to 4 MB (16 MB at 16 KB a
+# page) to fold as the run ended, 25 ms after the 100,000-log run's last event (issue 18);
+# folding more often costs the thread a few fsyncs, not the run.
+CHECKPOINT_BYTES = 409_600
 
 
 class RecordingError(ValueError):
@@ -148,6 +148,8 @@ def open_for_writing(path: str, created: bool) -> tuple[Connection, int]:
     try:
         # A URI, so that no name (":memory:", "file:...") is taken as anything but a file.
         conn = sqlite3.connect(f"{_uri(path)}?mode=rw", uri=True, timeout=5.0, check_same_thread=False)
+        if created and not os.path.getsize(path):  # made empty, not from the template: before any read
+            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
         read_format(conn, path)  # refuse a foreign file before changing anything in it
         conn.execute("PRAGMA synchronous = OFF")
         if not created:
@@ -184,7 +186,8 @@ def write_ahead(conn: Connection, synced: bool = True) -> None:
         conn.execute(f"PRAGMA synchronous = {'OFF' if synced else 'NORMAL'}")
         _enter_wal(conn, timeout=5.0)
     conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.execute(f"PRAGMA wal_autocheckpoint = {max(1, CHECKPOINT_BYTES // page_size)}")
 
 
 def end_writing(conn: Connection) -> None:

@@ -300,8 +300,16 @@ TABLES = {
 }
 
 
+# Batch rows are kilobytes of JSON each: with SQLite's default 4 KB pages most of a row lived in
+# overflow pages, and writing 100,000 log events took 9,600 writes and 2,900 reads, each page
+# once to the log and once to the file; with 16 KB pages 2,700 and 800, and 8 % less of the
+# parent's CPU (issue 18). The cost: an empty recording is 14 pages, 224 KB instead of 68.
+PAGE_SIZE = 16_384
+
+
 def create_schema(conn: Connection, version: int = FORMAT_VERSION) -> None:
     """A format's tables in an empty database (inside the caller's transaction)."""
+    conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # only an empty database takes it
     for statement in SCHEMAS[version]:
         conn.execute(statement)
     conn.executemany(
