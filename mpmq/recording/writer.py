@@ -344,18 +344,17 @@ class Recorder:
             conn = self._conn
             if not (batches or built or last) or conn is None or self.failure is not None:
                 return
-            # Each step makes its statements when its turn comes: the rows built at once stay few.
+            # A transaction a step, each making its statements when its turn comes: the rows
+            # built at once stay few.
             steps = [(partial(list, statements), size, "at the run's first commit") for statements, size in built]
             steps += [(partial(self._event_statements, piece), size, f"at event {piece[0][0]}")
                       for piece, size in _pieces(batches, MAX_TRANSACTION)]
-            if not steps and last is not None:
-                steps.append((list, 0, "while writing the item rows"))
-            for number, (statements_of, size, where) in enumerate(steps, 1):
+            if last is not None:  # the run's last rows go in with its last events
+                events_of, size, where = steps.pop() if steps else (list, 0, "while writing the item rows")
+                steps.append((lambda: events_of() + last(), size, where))
+            for statements_of, size, where in steps:
                 try:
-                    statements = statements_of()
-                    if last is not None and number == len(steps):
-                        statements += last()
-                    self._write(*statements)
+                    self._write(*statements_of())
                 except Exception as exc:
                     self._fail(exc, where)
                     return
