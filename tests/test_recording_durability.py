@@ -16,6 +16,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from fixtures import workers
+from mpmq import MPmq
 from mpmq.recording import open_recording
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,3 +80,32 @@ def test_a_sigkilled_recording_parent_leaves_a_valid_file_with_what_it_received(
     summary = subprocess.run([sys.executable, "-m", "replay.cli", "summary", str(db)], cwd=ROOT,
                              capture_output=True, text=True)  # fmt: skip
     assert summary.returncode == 0 and "INCOMPLETE (recorded status 'running')" in summary.stdout, summary
+
+
+def test_a_new_file_takes_nothing_from_the_log_a_deleted_file_of_its_name_left(tmp_path):
+    """A writer killed mid-run leaves its -wal beside its file; deleting the file alone must not
+    hand that log to the next recording made under the name (SQLite applies a -wal it finds)."""
+    db = tmp_path / "run.db"
+    MPmq(workers.add, process_data=[{"number": 1, "pid": 1}]).execute(record=db)
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    conn.execute("UPDATE runs SET function = 'a run of the deleted file'")
+    left = {suffix: Path(f"{db}{suffix}").read_bytes() for suffix in ("-wal", "-shm")}  # what a kill leaves
+    conn.close()
+    db.unlink()
+    left["-journal"] = b"a hot journal of the deleted file"
+    an_hour_ago = time.time() - 3600
+    for suffix, data in left.items():
+        Path(f"{db}{suffix}").write_bytes(data)
+        os.utime(f"{db}{suffix}", (an_hour_ago, an_hour_ago))
+    assert len(left["-wal"]) > 32  # a header and at least one frame: SQLite would apply it
+
+    assert MPmq(workers.add, process_data=[{"number": 2, "pid": 1}]).execute(record=db) == [3]
+
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    conn.close()
+    with open_recording(db) as recording:
+        assert [run.function for run in recording.runs()] == ["fixtures.workers:add"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.db"]

@@ -13,6 +13,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import time
 from contextlib import closing
 
 import pytest
@@ -64,6 +65,26 @@ def test_an_existing_path_is_left_as_it_is(tmp_path):
     path.write_bytes(b"")
     assert create_from_template(str(path)) is False
     assert path.read_bytes() == b"" and sorted(os.listdir(tmp_path)) == ["taken.db"]
+
+
+@pytest.mark.parametrize("links", [True, False])
+def test_a_new_file_clears_what_an_older_file_of_its_name_left_and_nothing_newer(tmp_path, monkeypatch, links):
+    """Beside a new file, an older -wal, -journal or -shm is a deleted file's, which SQLite would
+    apply to the new one (tests/test_recording_durability.py); a newer one is another run's, made
+    as it starts into the same file at the same moment, and stays."""
+    def no_links(source, target):
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+
+    if not links:  # the file is made empty: the same rule
+        monkeypatch.setattr(os, "link", no_links)
+    path = str(tmp_path / "run.db")
+    ages = {"-wal": -60, "-journal": -60, "-shm": +60}  # seconds from now
+    for suffix, age in ages.items():
+        with open(path + suffix, "wb") as companion:
+            companion.write(b"left behind")
+        os.utime(path + suffix, (time.time() + age, time.time() + age))
+    assert check_target(path) is True
+    assert sorted(os.listdir(tmp_path)) == ["run.db", "run.db-shm"]
 
 
 def double(n: int = 0) -> int:

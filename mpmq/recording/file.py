@@ -251,6 +251,7 @@ def _create_or_check(path: str) -> bool:
     created = create_from_template(path)
     if created is not None:
         if created:
+            _remove_stale_companions(path)
             return True
         return _check_existing(path)
     try:
@@ -261,8 +262,28 @@ def _create_or_check(path: str) -> bool:
         raise RecordingError(f"cannot record to {path}: {exc.strerror or exc}") from None
     else:
         os.close(fd)
+        _remove_stale_companions(path)
         return True
     return _check_existing(path)
+
+
+def _remove_stale_companions(path: str) -> None:
+    """Remove the log, journal and shared-memory file an earlier file of this name left behind.
+
+    A writer killed mid-run leaves its ``-wal`` (or a hot ``-journal``) beside its file; if
+    the file alone is deleted, SQLite applies them to the next file made under that name, as
+    it opens it: a new recording then held a run it never had. Only files older than the new
+    one go: another process starting a run into it at the same moment may already have made
+    its own.
+    """
+    made = os.stat(path).st_mtime_ns
+    for suffix in ("-wal", "-journal", "-shm"):  # the log before its index
+        companion = path + suffix
+        try:
+            if os.stat(companion).st_mtime_ns < made:
+                os.remove(companion)
+        except OSError:
+            pass
 
 
 def _check_existing(path: str) -> bool:
