@@ -166,6 +166,12 @@ class Ran(Event, frozen=True, tag="ran"):
         return 3 * len(self.offsets)
 
 
+def consecutive(offsets: list[int]) -> bool:
+    """Whether ``offsets`` are consecutive and in order, as a worker runs a chunk: two passes in C."""
+    return bool(offsets) and offsets[-1] - offsets[0] == len(offsets) - 1 and offsets == list(
+        range(offsets[0], offsets[-1] + 1))
+
+
 def payload_of(value: Payload | bool | int | None) -> Payload:
     """A value of ``Ran.values`` as the ``Payload`` it stands for."""
     return value if type(value) is Payload else Payload(json=value)

@@ -28,7 +28,7 @@ from typing import Any
 
 import msgspec
 
-from ..events import Done, Error, Event, Log, Payload, Result, Started, payload_of
+from ..events import Done, Error, Event, Log, Payload, Result, Started, consecutive, payload_of
 from ..payload import is_wire_int
 from .rows import Rest, clean_text, rest_payload
 
@@ -86,13 +86,14 @@ class BatchRows:
     """
 
     def __init__(self, run_id: int, rest_of: Callable[[int, Payload], Rest], keep_pickle: bool,
-                 on_chunk: Callable[[list[int]], None] | None = None) -> None:
+                 on_chunk: Callable[[list[int], bool], None] | None = None) -> None:
         self._run_id = run_id
         self._rest_of = rest_of
         self._keep_pickle = keep_pickle
         self._next_seq: int | None = None
         # Format 3: a chunk of plain values is stored as it came, and ``on_chunk`` is told
-        # its items (their outcomes are in the file with it: item_chunks.py).
+        # its items and whether they are consecutive (their outcomes are in the file with it:
+        # item_chunks.py).
         self._on_chunk = on_chunk
 
     def rows(self, batches: Iterable[tuple[int, float, Sequence[Any]]]) -> tuple[list[tuple], list[tuple]]:
@@ -152,13 +153,14 @@ class BatchRows:
             elif is_chunk(event) and self._on_chunk is not None and Payload not in set(map(type, event.values)):
                 chunked = True  # format 3: plain values as they came, no walk over the items
                 items = event.offsets
+                in_order = consecutive(items)  # as workers send them: the ends are the bounds
                 if items:
-                    offsets += (min(items), max(items))
+                    offsets += (items[0], items[-1]) if in_order else (min(items), max(items))
                 seq += 3 * len(items)
-                self._on_chunk(items)
+                self._on_chunk(items, in_order)
             elif is_chunk(event):
                 if self._on_chunk is not None:
-                    self._on_chunk(event.offsets)
+                    self._on_chunk(event.offsets, consecutive(event.offsets))
                 chunked = True
                 values = []
                 for i, (offset, value) in enumerate(zip(event.offsets, event.values)):

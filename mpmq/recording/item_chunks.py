@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from ..events import Ran
+from ..events import Ran, consecutive
 from ..state import NO_PID, NO_RESULT, RunState
 from .item_outcomes import _FOR_FINISH, _PENDING, _UNSEEN, ItemOutcomes
 from .rows import WIRE_HIGH, WIRE_LOW, input_columns, plain_keys, plain_values
@@ -151,16 +151,15 @@ class OutcomeChunks(ItemOutcomes):
         super().__init__(run_id, keep_pickle, rest, variables)
         self._seq = 0  # the last outcomes row's
 
-    def in_chunk(self, offsets: list[int]) -> None:
+    def in_chunk(self, offsets: list[int], in_order: bool) -> None:
         """These items' outcomes are in a stored chunk (called as its batch row is built,
-        before ``finished`` looks at the state again)."""
-        if not offsets:
-            return
-        first, count = offsets[0], len(offsets)
-        written = self._sized(max(offsets) + 1)
-        if offsets[-1] - first == count - 1 and offsets == list(range(first, first + count)):
-            written[first : first + count] = _CHUNKED_BYTE * count  # as a worker sends them: in order
-        else:
+        before ``finished`` looks at the state again); ``in_order``: they are consecutive
+        (``events.consecutive``), as a worker sends them."""
+        if in_order:
+            first, count = offsets[0], len(offsets)
+            self._sized(first + count)[first : first + count] = _CHUNKED_BYTE * count
+        elif offsets:
+            written = self._sized(max(offsets) + 1)
             for offset in offsets:
                 written[offset] = _CHUNKED
 
@@ -173,7 +172,7 @@ class OutcomeChunks(ItemOutcomes):
             if after is None or after - first_seq > len(events):
                 for event in events:
                     if type(event) is Ran:
-                        self.in_chunk(event.offsets)
+                        self.in_chunk(event.offsets, consecutive(event.offsets))
 
     def finished(self, state: RunState) -> list[tuple[str, list]]:
         self._sized(len(state.columns()[0]))
