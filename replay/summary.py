@@ -97,7 +97,8 @@ def _header(facts: Facts) -> list[str]:
         taken = sum(last - first + 1 for first, last in run.options.get("resumed_items") or [])
         lines.append(f"  resumed:   run {resumed} ({taken} items taken from its recording)")
     workers = f", {run.processes_to_start} processes" if run.processes_to_start else ""
-    lines.append(f"  started:   {local_time(run, run.started_at)} ({run.start_method or '?'}{workers})")
+    where = run.start_method or (f"{run.options['backend']} cluster" if run.options.get("backend") else "?")
+    lines.append(f"  started:   {local_time(run, run.started_at)} ({where}{workers})")
     lines.append(f"  wall time: {_wall_time(facts)}")
     counts = state.counts()
     lines.append(

@@ -161,10 +161,11 @@ def test_recorded_cluster_run_replays_with_the_cluster_gone(tmp_path):
     live = Watch(cluster_jobs.chatty, process_data=items, processes_to_start=2, cluster="local")
     live.execute(record=path)  # an owned cluster: closed when the run ends
     with sqlite3.connect(path) as db:
-        [options] = db.execute("SELECT options FROM runs").fetchone()
+        options, start_method = db.execute("SELECT options, start_method FROM runs").fetchone()
     options = json.loads(options)
     assert options["backend"] == "dask" and options["cluster"] == "local"
     assert options["scheduler"].startswith("tcp://127.0.0.1:")
+    assert start_method is None  # no local process was started: fork or spawn would be untrue
 
     replayed = Watch(cluster_jobs.chatty, process_data=items, processes_to_start=2)
     assert replayed.replay(path) == live.results() == list(range(6))
@@ -177,6 +178,10 @@ def test_recorded_cluster_run_replays_with_the_cluster_gone(tmp_path):
     shown = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stderr
     assert "item 5 line 1" in shown.stdout
+    summary = subprocess.run([sys.executable, "-m", "replay.cli", "summary", str(path)], capture_output=True,
+                             text=True, timeout=60)  # fmt: skip
+    assert summary.returncode == 0, summary.stderr
+    assert "(dask cluster, 2 processes)" in summary.stdout, summary.stdout
 
 
 def test_import_mpmq_never_imports_distributed():

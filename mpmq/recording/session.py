@@ -45,8 +45,10 @@ def open_recorder(engine: Any, items: list, shared: Mapping, workers: int) -> Re
     (issue 18); so does the part of its header that takes time to find out.
     """
     options = engine._record_options
+    backend = getattr(engine, "backend_options", {})  # a cluster run: the backend and scheduler
     header = {
-        "start_method": engine.context.get_start_method(),
+        # How local workers start; a cluster's workers are the cluster's own (issue 17).
+        "start_method": None if backend else engine.context.get_start_method(),
         "function": qualified(engine.function),
         "handler": qualified(type(engine)),
         "processes_to_start": workers,
@@ -61,7 +63,7 @@ def open_recorder(engine: Any, items: list, shared: Mapping, workers: int) -> Re
             "record_pickle": bool(options.get("keep_pickle")),
             **_retry_options(engine),
             **_resume_options(options.get("resumed")),
-            **getattr(engine, "backend_options", {}),  # a cluster run: the backend and scheduler
+            **backend,
         },
         "parent_run": options.get("parent_run"),
     }
