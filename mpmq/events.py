@@ -168,8 +168,10 @@ class Ran(Event, frozen=True, tag="ran"):
 
 def consecutive(offsets: list[int]) -> bool:
     """Whether ``offsets`` are consecutive and in order, as a worker runs a chunk: two passes in C."""
-    return bool(offsets) and offsets[-1] - offsets[0] == len(offsets) - 1 and offsets == list(
-        range(offsets[0], offsets[-1] + 1))
+    if not offsets:
+        return False
+    first, last = offsets[0], offsets[-1]
+    return last - first == len(offsets) - 1 and offsets == list(range(first, last + 1))
 
 
 def payload_of(value: Payload | bool | int | None) -> Payload:
