@@ -21,7 +21,7 @@ from typing import Any, overload
 
 import msgspec
 
-from .events import Done, Error, Event, Log, Payload, Ran, Result, Started
+from .events import Done, Error, Event, Log, Payload, Ran, Result, Started, consecutive
 
 PENDING = "pending"
 RUNNING = "running"
@@ -309,7 +309,7 @@ def _ran(state: RunState, event: Ran) -> None:
         and first >= 0
         and end <= len(status)
         and len(event.starts) == count == len(event.ends) == len(event.values)
-        and offsets == list(range(first, end))
+        and consecutive(offsets) and offsets[0] == first
         and status.count(_PENDING, first, end) == count
         and not (state._errors and any(offset in state._errors for offset in offsets))
     ):

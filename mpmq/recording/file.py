@@ -249,22 +249,24 @@ def _create_or_check(path: str) -> bool:
     from .template import create_from_template
 
     created = create_from_template(path)
-    if created is not None:
-        if created:
-            _remove_stale_companions(path)
-            return True
+    if created is None:
+        created = _create_empty(path)
+    if not created:  # an existing recording gets another run
         return _check_existing(path)
+    _remove_stale_companions(path)
+    return True
+
+
+def _create_empty(path: str) -> bool:
+    """Create ``path`` empty (0600) where the template cannot be used; False if it exists."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        pass  # an existing recording gets another run; checked below
+        return False
     except OSError as exc:
         raise RecordingError(f"cannot record to {path}: {exc.strerror or exc}") from None
-    else:
-        os.close(fd)
-        _remove_stale_companions(path)
-        return True
-    return _check_existing(path)
+    os.close(fd)
+    return True
 
 
 def _remove_stale_companions(path: str) -> None:

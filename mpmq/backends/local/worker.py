@@ -27,7 +27,7 @@ from typing import Any
 from ... import payload
 from ...calling import KWARGS
 from ...errors import UnpicklableResult, qualified_name
-from ...events import Done, Error, Payload, Result
+from ...events import Done, Error, Payload, Result, consecutive
 from .. import item_runner
 from ..item_runner import error_event
 from .lean_records import LIVE_HANDLERS
@@ -69,21 +69,21 @@ class ItemRunner(item_runner.ItemRunner):
         sender = self.sender
         count = len(items)
         first = offsets[0]
-        consecutive = type(offsets) is range or offsets == list(range(first, first + count))
+        in_order = type(offsets) is range or consecutive(offsets)
         if sender._tail and first != sender._next_offset:
             sender.close_chunk()  # a chunk holds consecutive offsets: the parent folds it in slices
         half = count // 2 + 1 if waiting is not None and count > 1 else count
-        self._run_items(offsets[:half], items[:half], consecutive)
+        self._run_items(offsets[:half], items[:half], in_order)
         if half < count:
             if not waiting():  # type: ignore[misc]
                 sender._next_offset = offsets[half - 1] + 1
                 sender.flush()
-            self._run_items(offsets[half:], items[half:], consecutive)
+            self._run_items(offsets[half:], items[half:], in_order)
         sender._next_offset = offsets[-1] + 1
         if flush_at_end:
             sender.flush()
 
-    def _run_items(self, offsets: Sequence[int], items: list, consecutive: bool) -> None:
+    def _run_items(self, offsets: Sequence[int], items: list, in_order: bool) -> None:
         """The loop of ``run_chunk``.
 
         The usual item (quick, quiet, a scalar result) costs no call of ours: it joins the
@@ -142,7 +142,7 @@ class ItemRunner(item_runner.ItemRunner):
                         self._end(offset, started, ended, Result(offset, pid, ended, Payload(json=value)), logged)
                         logged, ended = handler.count, clock()
                     else:
-                        if not consecutive and tail:
+                        if not in_order and tail:
                             sender.close_chunk()
                         join((offset, started, ended, value))  # as itself: see events.Ran
                         if ended - started > trivial or len(tail) >= tail_flush:
