@@ -28,6 +28,7 @@ from fixtures import make_recordings
 from mpmq.events import Done, Error, Log, Payload, Result, Started
 from mpmq.payload import Unpickled, load
 from mpmq.recording import open_recording
+from mpmq.recording import schema as schema_module
 from mpmq.recording.file import APPLICATION_ID, FORMAT_VERSION
 from mpmq.recording.writer import Recorder
 from mpmq.state import RunState, reduce
@@ -229,11 +230,14 @@ def test_the_writer_still_writes_each_format_as_recorded(tmp_path, fixture, vers
 
 
 def schema(path: Path) -> tuple:
-    """A file's tables and indexes as SQLite stores their definitions, and its application id."""
+    """A file's tables and indexes as SQLite stores their definitions, its views' names, and
+    its application id. A view's SQL may change (``schema.refresh_views``); its rows may not."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        objects = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name").fetchall()
-        return objects, conn.execute("PRAGMA application_id").fetchone()[0]
+        objects = conn.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE type != 'view' ORDER BY name").fetchall()
+        views = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'view' ORDER BY name")]
+        return objects, views, conn.execute("PRAGMA application_id").fetchone()[0]
     finally:
         conn.close()
 
@@ -244,7 +248,41 @@ def test_the_writer_still_creates_each_format_s_tables_as_recorded(tmp_path, fix
     fresh = tmp_path / "fresh.db"
     make_recordings.build(fresh, version)
     assert schema(fresh) == schema(fixture)
-    assert schema(fresh)[1] == APPLICATION_ID
+    assert schema(fresh)[2] == APPLICATION_ID
+
+
+def rows_of_views(path: Path) -> dict[str, list]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        names = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'view' ORDER BY name")]
+        return {name: conn.execute(f'SELECT * FROM "{name}"').fetchall() for name in names}
+    finally:
+        conn.close()
+
+
+def view_sql(path: Path) -> dict[str, str]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'").fetchall())
+    finally:
+        conn.close()
+
+
+def test_a_run_added_to_a_recording_gives_it_today_s_views_with_the_same_rows(tmp_path, fixture, version):
+    """The fixtures keep the views they were written with (format 2 and 3's first ones made a
+    chunk's JSON travel with each of its items' rows); adding a run replaces them, and every
+    row the old views gave, in the order they gave it, is still there."""
+    copy = tmp_path / "old.db"
+    shutil.copyfile(fixture, copy)
+    before = rows_of_views(copy)
+    new_run = len(open_recording(fixture).runs()) + 1
+    rec = Recorder.open(copy, make_recordings.header(item_count=1), [{"n": 9}], {})
+    rec.finish("interrupted", RunState.new(1))
+    assert view_sql(copy) == schema_module.VIEWS[version]
+    after = rows_of_views(copy)
+    assert sorted(after) == sorted(before) == sorted(schema_module.VIEWS[version])
+    for name, rows in before.items():  # column 0 of each view is run_id
+        assert [row for row in after[name] if row[0] != new_run] == rows
 
 
 def sqlite_utils(*args: str) -> list:

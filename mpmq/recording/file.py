@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote_from_bytes
 
-from .schema import APPLICATION_ID, FORMAT_VERSION, PAGE_SIZE, TABLES, create_schema
+from .schema import APPLICATION_ID, FORMAT_VERSION, PAGE_SIZE, TABLES, create_schema, refresh_views
 
 # sqlite3 is imported where a function needs it: a new file's run imports it on the recorder's
 # thread, not before its first worker starts (1.5 ms, issue 18).
@@ -130,7 +130,8 @@ def open_for_writing(path: str, created: bool) -> tuple[Connection, int]:
 
     Raises ``RecordingError`` (naming the file) before anything is written when ``path`` holds
     something other than an mpmq recording of this format or an older one; a file created for
-    the run (``created``, by ``check_target``) is removed again if anything fails. SQLite
+    the run (``created``, by ``check_target``) is removed again if anything fails. A file that
+    holds runs gets today's views for its format (``schema.refresh_views``). SQLite
     creates its -wal, -shm and -journal files with the database file's permissions, 0600 too.
 
     A file that already holds runs is switched to WAL mode at once (``write_ahead``): its runs
@@ -161,6 +162,8 @@ def open_for_writing(path: str, created: bool) -> tuple[Connection, int]:
         if version is None:
             create_schema(conn)
             version = FORMAT_VERSION
+        elif not created:  # a file of runs: today's views for its format (a new file has them)
+            refresh_views(conn, version)
         conn.commit()
         return conn, version
     except (sqlite3.Error, OSError) as exc:

@@ -1,4 +1,5 @@
-"""Every format's tables, as SQL frozen when the format was made (``file.py`` uses them).
+"""Every format's tables, as SQL frozen when the format was made (``file.py`` uses them), and
+its views, which hold no data and may be rewritten for the same rows (``refresh_views``).
 
 Format 1 kept one row per event; format 2 (issue 18) keeps the events in the batches the
 parent received them in, with format 1's ``events`` rows as a view; format 3 keeps the items
@@ -123,23 +124,31 @@ FORMAT_2_SCHEMA = FORMAT_1_SCHEMA[:3] + (
     # A chunk of items (kind "ran": offsets, starts, ends, values) becomes each item's
     # started, result and done rows. Its arrays are read in one json_tree pass per chunk and
     # regrouped by index: json_extract by index would parse the whole chunk once per item.
+    # A chunk's own fields are read first, one row per chunk (``chunks``; OFFSET 0 keeps
+    # SQLite from folding it into the grouping query): read in that query, they made every
+    # item's row carry the chunk's whole JSON through the GROUP BY's sort.
     """CREATE VIEW "events" AS
 WITH plain AS (
    SELECT b.run_id, b.received_at, e.value AS v,
       CASE WHEN b.seqs IS NULL THEN b.seq + e.key ELSE json_extract(b.seqs, '$[' || e.key || ']') END AS seq
    FROM batches AS b, json_each(b.events) AS e
    WHERE b.seqs IS NULL OR json_extract(e.value, '$.kind') IS NOT 'ran'
+), chunks AS (
+   SELECT b.run_id, b.seq AS batch_seq, e.key AS position, b.received_at,
+      json_extract(b.seqs, '$[' || e.key || ']') AS first_seq, json_extract(e.value, '$.pid') AS pid,
+      e.value AS chunk
+   FROM batches AS b, json_each(b.events) AS e
+   WHERE b.seqs IS NOT NULL AND json_extract(e.value, '$.kind') = 'ran'
+   LIMIT -1 OFFSET 0
 ), chunk_items AS (
-   SELECT b.run_id, b.received_at, json_extract(b.seqs, '$[' || e.key || ']') + 3 * t.key AS seq,
-      json_extract(e.value, '$.pid') AS pid, e.value AS chunk,
+   SELECT c.run_id, c.received_at, c.first_seq + 3 * t.key AS seq, c.pid,
       max(CASE t.path WHEN '$.offsets' THEN t.value END) AS "offset",
       max(CASE t.path WHEN '$.starts' THEN t.value END) AS started,
       max(CASE t.path WHEN '$.ends' THEN t.value END) AS ended,
       max(CASE t.path WHEN '$.values' THEN t.value END) AS value
-   FROM batches AS b, json_each(b.events) AS e, json_tree(e.value) AS t
-   WHERE b.seqs IS NOT NULL AND json_extract(e.value, '$.kind') = 'ran'
-      AND t.path IN ('$.offsets', '$.starts', '$.ends', '$.values')
-   GROUP BY b.run_id, b.seq, e.key, t.key
+   FROM chunks AS c, json_tree(c.chunk) AS t
+   WHERE t.path IN ('$.offsets', '$.starts', '$.ends', '$.values')
+   GROUP BY c.run_id, c.batch_seq, c.position, t.key
 ), steps (step, kind) AS (VALUES (0, 'started'), (1, 'result'), (2, 'done'))
 SELECT p.run_id AS run_id, p.seq AS seq, json_extract(p.v, '$.kind') AS kind,
    json_extract(p.v, '$.offset') AS "offset", json_extract(p.v, '$.pid') AS pid,
@@ -206,17 +215,23 @@ WITH given AS (
 ), ended AS (
    SELECT o.run_id, json_extract(e.value, '$[0]') AS "offset", e.value AS v
    FROM outcomes AS o, json_each(o.outcomes) AS e
+), chunks AS (
+   SELECT b.run_id, b.seq AS batch_seq, e.key AS position, b.received_at,
+      json_extract(b.seqs, '$[' || e.key || ']') AS first_seq, json_extract(e.value, '$.pid') AS pid,
+      e.value AS chunk
+   FROM batches AS b, json_each(b.events) AS e
+   WHERE b.seqs IS NOT NULL AND json_extract(e.value, '$.kind') = 'ran'
+   LIMIT -1 OFFSET 0
 ), chunked AS (
-   SELECT b.run_id, json_extract(e.value, '$.pid') AS pid,
+   SELECT c.run_id, c.pid,
       max(CASE t.path WHEN '$.offsets' THEN t.value END) AS "offset",
       max(CASE t.path WHEN '$.starts' THEN t.value END) AS started,
       max(CASE t.path WHEN '$.ends' THEN t.value END) AS ended,
       max(CASE t.path WHEN '$.values' THEN t.value END) AS value,
       max(CASE t.path WHEN '$.values' THEN t.type END) AS value_type
-   FROM batches AS b, json_each(b.events) AS e, json_tree(e.value) AS t
-   WHERE b.seqs IS NOT NULL AND json_extract(e.value, '$.kind') = 'ran'
-      AND t.path IN ('$.offsets', '$.starts', '$.ends', '$.values')
-   GROUP BY b.run_id, b.seq, e.key, t.key
+   FROM chunks AS c, json_tree(c.chunk) AS t
+   WHERE t.path IN ('$.offsets', '$.starts', '$.ends', '$.values')
+   GROUP BY c.run_id, c.batch_seq, c.position, t.key
 ), outcome AS (
    SELECT g.run_id, g."offset", g.type, g.value, g.input_repr,
       CASE WHEN d.v IS NOT NULL THEN json_extract(d.v, '$[1]') WHEN c."offset" IS NOT NULL THEN 'succeeded'
@@ -258,18 +273,23 @@ WITH plain AS (
       CASE WHEN b.seqs IS NULL THEN b.seq + e.key ELSE json_extract(b.seqs, '$[' || e.key || ']') END AS seq
    FROM batches AS b, json_each(b.events) AS e
    WHERE b.seqs IS NULL OR json_extract(e.value, '$.kind') IS NOT 'ran'
+), chunks AS (
+   SELECT b.run_id, b.seq AS batch_seq, e.key AS position, b.received_at,
+      json_extract(b.seqs, '$[' || e.key || ']') AS first_seq, json_extract(e.value, '$.pid') AS pid,
+      e.value AS chunk
+   FROM batches AS b, json_each(b.events) AS e
+   WHERE b.seqs IS NOT NULL AND json_extract(e.value, '$.kind') = 'ran'
+   LIMIT -1 OFFSET 0
 ), chunk_items AS (
-   SELECT b.run_id, b.received_at, json_extract(b.seqs, '$[' || e.key || ']') + 3 * t.key AS seq,
-      json_extract(e.value, '$.pid') AS pid, e.value AS chunk,
+   SELECT c.run_id, c.received_at, c.first_seq + 3 * t.key AS seq, c.pid,
       max(CASE t.path WHEN '$.offsets' THEN t.value END) AS "offset",
       max(CASE t.path WHEN '$.starts' THEN t.value END) AS started,
       max(CASE t.path WHEN '$.ends' THEN t.value END) AS ended,
       max(CASE t.path WHEN '$.values' THEN t.value END) AS value,
       max(CASE t.path WHEN '$.values' THEN t.type END) AS value_type
-   FROM batches AS b, json_each(b.events) AS e, json_tree(e.value) AS t
-   WHERE b.seqs IS NOT NULL AND json_extract(e.value, '$.kind') = 'ran'
-      AND t.path IN ('$.offsets', '$.starts', '$.ends', '$.values')
-   GROUP BY b.run_id, b.seq, e.key, t.key
+   FROM chunks AS c, json_tree(c.chunk) AS t
+   WHERE t.path IN ('$.offsets', '$.starts', '$.ends', '$.values')
+   GROUP BY c.run_id, c.batch_seq, c.position, t.key
 ), steps (step, kind) AS (VALUES (0, 'started'), (1, 'result'), (2, 'done'))
 SELECT p.run_id AS run_id, p.seq AS seq, json_extract(p.v, '$.kind') AS kind,
    json_extract(p.v, '$.offset') AS "offset", json_extract(p.v, '$.pid') AS pid,
@@ -292,6 +312,12 @@ FROM chunk_items AS c CROSS JOIN steps AS s
 )  # fmt: skip
 
 SCHEMAS = {1: FORMAT_1_SCHEMA, 2: FORMAT_2_SCHEMA, 3: FORMAT_3_SCHEMA}
+# A format's views, by name. Unlike its tables, a view holds no data: a better one for the same
+# rows replaces the old one in any file a run is added to (``refresh_views``).
+VIEWS = {
+    version: {statement.split('"')[1]: statement for statement in statements if statement.startswith("CREATE VIEW")}
+    for version, statements in SCHEMAS.items()
+}
 # What each format keeps its rows in (checked to be tables: a crafted view could loop forever).
 TABLES = {
     1: ("runs", "items", "events"),
@@ -317,3 +343,20 @@ def create_schema(conn: Connection, version: int = FORMAT_VERSION) -> None:
         [("format_version", str(version)), ("application", "mpmq")],
     )
     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+
+
+def refresh_views(conn: Connection, version: int) -> None:
+    """Replace a file's views that are not today's SQL for its format (inside the caller's
+    transaction): the same rows, read faster. Until the format 2 and 3 views of 2026-12-05,
+    a chunk of items dragged its whole JSON through every one of its items' rows: a minute to
+    count the events of 100,000 items, and more memory than the machine had for 1,000,000."""
+    wanted = VIEWS[version]
+    if not wanted:
+        return
+    names = ", ".join("?" * len(wanted))
+    have = dict(conn.execute(f"SELECT name, sql FROM sqlite_master WHERE type = 'view' AND name IN ({names})",
+                             list(wanted)).fetchall())
+    for name, sql in wanted.items():
+        if have.get(name) != sql:
+            conn.execute(f'DROP VIEW IF EXISTS "{name}"')
+            conn.execute(sql)
