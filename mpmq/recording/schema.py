@@ -16,6 +16,17 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 3  # the newest format this mpmq reads and the one it writes into a new file
 APPLICATION_ID = 0x6D706D71  # b"mpmq", in the SQLite header for tools like file(1)
 
+# The views' chunks of items (kind "ran"), one row per chunk with its own fields read once, for
+# the views to regroup its arrays by item (``chunks``; see format 2's events view).
+CHUNKS_CTE = """), chunks AS (
+   SELECT b.run_id, b.seq AS batch_seq, e.key AS position, b.received_at,
+      json_extract(b.seqs, '$[' || e.key || ']') AS first_seq, json_extract(e.value, '$.pid') AS pid,
+      e.value AS chunk
+   FROM batches AS b, json_each(b.events) AS e
+   WHERE b.seqs IS NOT NULL AND json_extract(e.value, '$.kind') = 'ran'
+   LIMIT -1 OFFSET 0
+"""
+
 # Format 1's tables, exactly as sqlite-utils 4 declared them when format 1 was released. The
 # text is frozen here rather than generated at run time: a format cannot depend on the installed
 # sqlite-utils (3.x writes FLOAT and [names] where 4.x writes REAL and "names"), and importing
@@ -133,14 +144,7 @@ WITH plain AS (
       CASE WHEN b.seqs IS NULL THEN b.seq + e.key ELSE json_extract(b.seqs, '$[' || e.key || ']') END AS seq
    FROM batches AS b, json_each(b.events) AS e
    WHERE b.seqs IS NULL OR json_extract(e.value, '$.kind') IS NOT 'ran'
-), chunks AS (
-   SELECT b.run_id, b.seq AS batch_seq, e.key AS position, b.received_at,
-      json_extract(b.seqs, '$[' || e.key || ']') AS first_seq, json_extract(e.value, '$.pid') AS pid,
-      e.value AS chunk
-   FROM batches AS b, json_each(b.events) AS e
-   WHERE b.seqs IS NOT NULL AND json_extract(e.value, '$.kind') = 'ran'
-   LIMIT -1 OFFSET 0
-), chunk_items AS (
+""" + CHUNKS_CTE + """), chunk_items AS (
    SELECT c.run_id, c.received_at, c.first_seq + 3 * t.key AS seq, c.pid,
       max(CASE t.path WHEN '$.offsets' THEN t.value END) AS "offset",
       max(CASE t.path WHEN '$.starts' THEN t.value END) AS started,
@@ -215,14 +219,7 @@ WITH given AS (
 ), ended AS (
    SELECT o.run_id, json_extract(e.value, '$[0]') AS "offset", e.value AS v
    FROM outcomes AS o, json_each(o.outcomes) AS e
-), chunks AS (
-   SELECT b.run_id, b.seq AS batch_seq, e.key AS position, b.received_at,
-      json_extract(b.seqs, '$[' || e.key || ']') AS first_seq, json_extract(e.value, '$.pid') AS pid,
-      e.value AS chunk
-   FROM batches AS b, json_each(b.events) AS e
-   WHERE b.seqs IS NOT NULL AND json_extract(e.value, '$.kind') = 'ran'
-   LIMIT -1 OFFSET 0
-), chunked AS (
+""" + CHUNKS_CTE + """), chunked AS (
    SELECT c.run_id, c.pid,
       max(CASE t.path WHEN '$.offsets' THEN t.value END) AS "offset",
       max(CASE t.path WHEN '$.starts' THEN t.value END) AS started,
@@ -273,14 +270,7 @@ WITH plain AS (
       CASE WHEN b.seqs IS NULL THEN b.seq + e.key ELSE json_extract(b.seqs, '$[' || e.key || ']') END AS seq
    FROM batches AS b, json_each(b.events) AS e
    WHERE b.seqs IS NULL OR json_extract(e.value, '$.kind') IS NOT 'ran'
-), chunks AS (
-   SELECT b.run_id, b.seq AS batch_seq, e.key AS position, b.received_at,
-      json_extract(b.seqs, '$[' || e.key || ']') AS first_seq, json_extract(e.value, '$.pid') AS pid,
-      e.value AS chunk
-   FROM batches AS b, json_each(b.events) AS e
-   WHERE b.seqs IS NOT NULL AND json_extract(e.value, '$.kind') = 'ran'
-   LIMIT -1 OFFSET 0
-), chunk_items AS (
+""" + CHUNKS_CTE + """), chunk_items AS (
    SELECT c.run_id, c.received_at, c.first_seq + 3 * t.key AS seq, c.pid,
       max(CASE t.path WHEN '$.offsets' THEN t.value END) AS "offset",
       max(CASE t.path WHEN '$.starts' THEN t.value END) AS started,
