@@ -197,11 +197,11 @@ class Engine(EventLoop):
             self._source = RecordedSource(self._replay.events(), self._replay.speed)
             self._source.start()
             return
-        items = validate.check_process_data(self.process_data)
+        items, all_dicts = validate.check_process_data(self.process_data)
         shared = validate.check_shared_data(self.shared_data)
         workers = validate.worker_count(self.processes_to_start, len(items))
         style = self._call_style()
-        validate.check_arguments(self.function, style, items, shared)
+        validate.check_arguments(self.function, style, items, shared, all_dicts)
         if self.cluster is None:
             validate.check_picklable(self.function, shared, items, self.context.get_start_method(),
                                      self.retry_on if self.retries else None)
