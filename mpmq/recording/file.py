@@ -13,19 +13,20 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 from urllib.parse import quote_from_bytes
 
 from .schema import APPLICATION_ID, FORMAT_VERSION, PAGE_SIZE, TABLES, create_schema, refresh_views
 
-# sqlite3 is imported where a function needs it: a new file's run imports it on the recorder's
-# thread, not before its first worker starts (1.5 ms, issue 18).
+# SQLite is imported where a function needs it (``sqlite``): a new file's run imports it on the
+# recorder's thread, not before its first worker starts (1.5 ms, issue 18).
 if TYPE_CHECKING:
     from sqlite3 import Connection
 
 __all__ = [
     "APPLICATION_ID", "FORMAT_VERSION", "RecordingError", "check_sqlite_file", "check_target", "create_schema",
-    "abandon", "end_writing", "open_for_writing", "read_format", "write_ahead",
+    "abandon", "end_writing", "open_for_writing", "read_format", "sqlite", "write_ahead",
 ]  # fmt: skip
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -34,6 +35,22 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 # page) to fold as the run ended, 25 ms after the 100,000-log run's last event (issue 18);
 # folding more often costs the thread a few fsyncs, not the run.
 CHECKPOINT_BYTES = 409_600
+
+
+def sqlite() -> ModuleType:
+    """The module a recording is written with: ``_sqlite3``, the C module whose names
+    ``sqlite3`` re-exports (the same ``connect``, ``Connection`` and exceptions), where there
+    is one.
+
+    ``sqlite3`` adds to it only its default datetime adapters and ABC registrations, which a
+    recording never uses; imported on the recorder's thread after the workers were forked,
+    they cost the parent 1.2 ms of CPU more, mostly copy-on-write faults (issue 18).
+    """
+    try:
+        import _sqlite3 as module
+    except ImportError:  # an interpreter that has only the public module
+        import sqlite3 as module
+    return module
 
 
 class RecordingError(ValueError):
@@ -110,15 +127,14 @@ def check_target(path: str) -> bool:
     """
     created = _create_or_check(path)
     if not created:
-        import sqlite3
-
+        driver = sqlite()
         try:
-            conn = sqlite3.connect(f"{_uri(path)}?mode=ro", uri=True)
+            conn = driver.connect(f"{_uri(path)}?mode=ro", uri=True)
             try:
                 read_format(conn, path)
             finally:
                 conn.close()
-        except sqlite3.Error as exc:
+        except driver.Error as exc:
             raise RecordingError(f"cannot record to {path}: {exc}") from None
     return created
 
@@ -143,12 +159,11 @@ def open_for_writing(path: str, created: bool) -> tuple[Connection, int]:
     Killed, the process leaves a valid file (rollback journal); a power cut may lose a new
     file as it may lose any file written a moment before.
     """
-    import sqlite3
-
+    driver = sqlite()
     conn = None
     try:
         # A URI, so that no name (":memory:", "file:...") is taken as anything but a file.
-        conn = sqlite3.connect(f"{_uri(path)}?mode=rw", uri=True, timeout=5.0, check_same_thread=False)
+        conn = driver.connect(f"{_uri(path)}?mode=rw", uri=True, timeout=5.0, check_same_thread=False)
         if created and not os.path.getsize(path):  # made empty, not from the template: before any read
             conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
         read_format(conn, path)  # refuse a foreign file before changing anything in it
@@ -166,7 +181,7 @@ def open_for_writing(path: str, created: bool) -> tuple[Connection, int]:
             refresh_views(conn, version)
         conn.commit()
         return conn, version
-    except (sqlite3.Error, OSError) as exc:
+    except (driver.Error, OSError) as exc:
         abandon(conn, path, created)
         raise RecordingError(f"cannot record to {path}: {exc}") from None
     except BaseException:
@@ -208,8 +223,7 @@ def end_writing(conn: Connection) -> None:
     complete either way, so it is written without the rollback journal's three fsyncs (issue
     18: 0.5 ms of every recorded run's end).
     """
-    import sqlite3
-
+    driver = sqlite()
     try:
         conn.execute("PRAGMA busy_timeout = 0")
         try:
@@ -217,10 +231,10 @@ def end_writing(conn: Connection) -> None:
             if not busy and frames == copied:  # all in the file (no reader holds frames back)
                 conn.execute("PRAGMA synchronous = OFF")
             conn.execute("PRAGMA journal_mode = DELETE")
-        except sqlite3.OperationalError:  # another connection holds the file: it keeps the log
+        except driver.OperationalError:  # another connection holds the file: it keeps the log
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-    except sqlite3.Error:
+    except driver.Error:
         pass
     finally:
         conn.close()
@@ -316,15 +330,14 @@ def _enter_wal(conn: Connection, timeout: float) -> None:
     locked" straight away rather than waiting its busy timeout as other statements do, and all
     but one of the runs failed to record.
     """
-    import sqlite3
-
+    driver = sqlite()
     deadline = time.monotonic() + timeout
     pause = 0.001
     while True:
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             return
-        except sqlite3.OperationalError as exc:
+        except driver.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() + pause > deadline:
                 raise
         time.sleep(pause)  # another connection holds the lock for a moment: wait, do not spin

@@ -11,11 +11,11 @@ chunks (``item_chunks.OutcomeChunks``).
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from ..payload import is_wire_int
 from ..state import NO_PID, NO_RESULT, PENDING, RUNNING, STATUSES, SUCCEEDED, ItemState, RunState
+from .file import sqlite
 from .rows import multi_row_inserts, rest_payload
 
 _UPDATE_ITEM = (
@@ -35,7 +35,7 @@ _BULK_UPDATE_HEAD = (
     " result_repr = CASE v.column5 WHEN 'null' THEN 'None' ELSE v.column5 END FROM (VALUES "
 )
 _BULK_UPDATE_TAIL = ') AS v WHERE items.run_id = {run} AND items."offset" = v.column1'
-_UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33, 0)  # UPDATE ... FROM came with 3.33
+_UPDATE_FROM = tuple(map(int, sqlite().sqlite_version.split("."))) >= (3, 33, 0)  # UPDATE ... FROM: 3.33
 _PENDING, _RUNNING, _SUCCEEDED = (STATUSES.index(s) for s in (PENDING, RUNNING, SUCCEEDED))  # the state's codes
 _PENDING_BYTE = bytes([_PENDING])
 _UNSEEN, _WRITTEN, _FOR_FINISH = b"\x00", 1, 2  # ItemOutcomes._written, per item

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import functools
 import pickle
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from ..events import AnyEvent, Done, Error, Log, Payload, Result, Started
 from ..payload import for_rest, is_wire_int, json_or_unset, safe_repr
-from .file import FORMAT_VERSION
+from .file import FORMAT_VERSION, sqlite
 from .redact import is_secret, redact, redact_argv, redacted_for_json
+
+if TYPE_CHECKING:
+    import sqlite3
 
 HEADER_KEYS = (
     "mpmq_version", "python_version", "platform", "start_method", "function", "handler",
@@ -194,7 +196,7 @@ def _insert(head: str, values: str, rows: int) -> str:
 def max_variables(conn: sqlite3.Connection) -> int:
     """Parameters one statement may bind here (32,766 since SQLite 3.32; 999 before)."""
     getlimit = getattr(conn, "getlimit", None)  # Python 3.11+
-    return getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if getlimit is not None else 999
+    return getlimit(sqlite().SQLITE_LIMIT_VARIABLE_NUMBER) if getlimit is not None else 999
 
 
 def rest_payload(live: Payload, keep_pickle: bool) -> Rest:

@@ -8,6 +8,7 @@ the two differ.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -27,18 +28,17 @@ def create_from_template(path: str) -> bool | None:
     database and make tables in, at the same time as this copy is written).
     """
     try:
-        with open(TEMPLATE, "rb") as template:
-            data = template.read()
+        source = os.open(TEMPLATE, os.O_RDONLY)
     except OSError:
         return None
     staging = f"{path}.{os.getpid()}-{time.monotonic_ns()}.new"
     try:
-        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError:
-        return None
-    try:
         try:
-            os.write(fd, data)
+            fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError:
+            return None
+        try:
+            _copy(source, fd)
         finally:
             os.close(fd)
         os.link(staging, path)
@@ -47,11 +47,28 @@ def create_from_template(path: str) -> bool | None:
     except OSError:
         return None
     finally:
+        os.close(source)
         try:
             os.remove(staging)
         except OSError:
             pass
     return True
+
+
+def _copy(source: int, target: int) -> None:
+    """Copy the template in the kernel where it can (``copy_file_range``, Linux): read into
+    Python and written out, its 224 KB cost a recorded run 0.1-0.2 ms more before its first
+    worker started (issue 18)."""
+    size = os.fstat(source).st_size
+    copied = 0
+    with contextlib.suppress(AttributeError, OSError):  # not here, or not between these files
+        while copied < size and (step := os.copy_file_range(source, target, size - copied)):
+            copied += step
+    while copied < size:  # what is left goes through this process
+        data = os.pread(source, size - copied, copied)
+        if not data:
+            raise OSError(f"{TEMPLATE} ended at {copied} of {size} bytes")
+        copied += os.write(target, data)
 
 
 def make(path: str) -> None:

@@ -45,11 +45,12 @@ from .file import (
     check_target,
     end_writing,
     open_for_writing,
+    sqlite,
     write_ahead,
 )
 from .redact import RedactOption, patterns_for
 
-if TYPE_CHECKING:  # sqlite3 is imported where it is used: on the recorder's thread (``file.py``)
+if TYPE_CHECKING:  # SQLite is imported where it is used: on the recorder's thread (``file.sqlite``)
     from sqlite3 import Connection
 
 # What turns events and items into rows (batches, item_chunks, item_outcomes, rows) is
@@ -204,9 +205,7 @@ class Recorder:
             if conn is not None:
                 _rollback_quietly(conn)
             abandon(conn, start.path, start.created)  # a file made for the run goes again
-            import sqlite3
-
-            if isinstance(exc, (sqlite3.Error, OSError)):
+            if isinstance(exc, (sqlite().Error, OSError)):
                 exc = RecordingError(f"cannot record to {start.path}: {exc}")
             if raising:
                 raise exc from None
@@ -505,7 +504,5 @@ def _ignore(*args: Any) -> None:
 
 
 def _rollback_quietly(conn: Connection) -> None:
-    import sqlite3
-
-    with contextlib.suppress(sqlite3.Error):  # e.g. the connection is already closed
+    with contextlib.suppress(sqlite().Error):  # e.g. the connection is already closed
         conn.rollback()
