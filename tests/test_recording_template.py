@@ -95,7 +95,8 @@ def test_a_recorded_run_writes_with_sqlites_c_module_alone(tmp_path):
         "from mpmq import MPmq\n"
         "from work import double\n"
         "if __name__ == '__main__':\n"
-        f"    print(MPmq(double, process_data=[{{'n': n}} for n in range(3)], processes_to_start=2).execute(record={path!r}))\n"
+        "    run = MPmq(double, process_data=[{'n': n} for n in range(3)], processes_to_start=2)\n"
+        f"    print(run.execute(record={path!r}))\n"
         "    print('sqlite3' in sys.modules, '_sqlite3' in sys.modules)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)

@@ -44,7 +44,7 @@ def sqlite() -> ModuleType:
 
     ``sqlite3`` adds to it only its default datetime adapters and ABC registrations, which a
     recording never uses; imported on the recorder's thread after the workers were forked,
-    they cost the parent 1.2 ms of CPU more, mostly copy-on-write faults (issue 18).
+    they cost the parent ~1 ms of CPU more, mostly copy-on-write faults (issue 18).
     """
     try:
         import _sqlite3 as module
