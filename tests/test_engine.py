@@ -563,12 +563,15 @@ def test_chunks_shrink_with_the_queue_but_never_below_two_ms_of_work_up_to_a_lim
 
     assert sizer().size(10_000) == 512  # a share of 10,000 is 2,500: capped
     assert sizer().size(100) == 25  # item times unknown: a quarter per worker pair
-    assert sizer(0.001).size(100) == 200  # 10 us items: 200 make 2 ms
+    assert sizer(0.001).size(600) == 200  # 10 us items: 200 make 2 ms, more than a share of 600
     assert sizer(10.0).size(100) == 25  # 100 ms items: guided again
-    assert sizer(0.0001).size(100) == 2000  # 1 us items: 2,000 make 2 ms, more than 512 (issue 18)
-    assert sizer(0.00001).size(100) == 2048  # 0.1 us items: capped
-    assert sizer(0.00001, quick_limit=512).size(100) == 512
-    for method, quick_limit in (("fork", 2048), ("spawn", 512)):
+    assert sizer(0.0001).size(10_000) == 2000  # 1 us items: 2,000 make 2 ms, more than 512 (issue 18)
+    assert sizer(0.00001).size(10_000) == 2048  # 0.1 us items: capped
+    assert sizer(0.00001, quick_limit=512).size(10_000) == 512
+    # but never more than a worker's fair share of what is left: the end of a run is shared
+    assert sizer(0.0001).size(1000) == 500
+    assert sizer(0.0001).size(3) == 1
+    for method, quick_limit in (("fork", 16_384), ("spawn", 512)):
         # under fork a chunk is offsets alone; pickled items must fit what a busy worker may be sent
         pool = WorkerPool(workers.add, [{}] * 10, {}, workers=2, context=multiprocessing.get_context(method),
                           style=KWARGS)

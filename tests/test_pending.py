@@ -48,3 +48,11 @@ def test_take_range_is_take_as_a_range_when_it_can_be():
     assert pending.take_range(2) == range(5, 7)
     assert pending.take_range(5) == [7, 8, 9, 42]  # past the range's end
     assert not pending
+
+
+def test_take_range_lists_at_most_listed_offsets_but_any_range():
+    pending = PendingOffsets(range(100))
+    assert pending.take_range(50, listed=10) == range(0, 50)  # a range costs nothing to send
+    pending.extendleft([1, 0])
+    assert pending.take_range(50, listed=10) == [0, 1, *range(50, 58)]
+    assert pending.take_range(50, listed=10) == range(58, 100)

@@ -26,10 +26,13 @@ class ChunkSizer:
         self._seconds += seconds
 
     def size(self, pending: int) -> int:
+        """A share of ``pending``; once item times are known, at least ``least_seconds`` of
+        work, but never more than a worker's fair share of what is left: one worker must not
+        take the whole end of the run while the others idle."""
         guided = min(self.limit, pending // (2 * self.workers))
         if self._items:
             quick = int(self.least_seconds * self._items / max(self._seconds, 1e-9))
-            guided = max(guided, min(self.quick_limit, quick))
+            guided = max(guided, min(self.quick_limit, quick, pending // self.workers))
         return max(1, guided)
 
     def quick(self, size: int, seconds: float) -> bool:

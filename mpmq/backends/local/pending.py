@@ -67,14 +67,15 @@ class PendingOffsets:
             taken.append(self._back.popleft())
         return taken
 
-    def take_range(self, count: int) -> range | list[int]:
-        """``take``, as a ``range`` when the offsets are the next ones of the middle range."""
+    def take_range(self, count: int, listed: int | None = None) -> range | list[int]:
+        """``take``, as a ``range`` when the offsets are the next ones of the middle range;
+        otherwise at most ``listed`` of them (a list travels as every one of its offsets)."""
         if not self._front and self._next < self._stop and (self._stop - self._next >= count or not self._back):
             end = min(self._stop, self._next + count)
             taken = range(self._next, end)
             self._next = end
             return taken
-        return self.take(count)
+        return self.take(count if listed is None else min(count, listed))
 
     def appendleft(self, offset: int) -> None:
         self._front.appendleft(offset)
