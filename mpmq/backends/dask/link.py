@@ -10,7 +10,9 @@ the run's event batches, restarting a worker).
 An owned cluster's scheduler runs with ``allowed-failures`` 0 and ``worker-saturation`` 1.0,
 so a worker's death fails only the task it was running (the parent then decides what that
 means for each item) and a one-thread worker never holds a second task that its death would
-take down too.
+take down too; and without the Active Memory Manager, whose ``ReduceReplicas`` policy drops
+the copies of a run's shared_data from workers that are between two tasks, after which the
+scheduler places none of the run's tasks there (see ``backend.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ RESTART_TIMEOUT = 30.0  # seconds for a scheduler that accepts the connection to
 OWNED_CONFIG = {
     "distributed.scheduler.allowed-failures": 0,
     "distributed.scheduler.worker-saturation": 1.0,
+    "distributed.scheduler.active-memory-manager.start": False,
 }
 
 
