@@ -60,6 +60,23 @@ class ClusterLink:
                 "process at a time (it captures the process's logging), so start workers with `--nthreads 1`"
             )
 
+    def workers(self) -> set[str]:
+        """The addresses of the cluster's workers now."""
+        return set(self.client.nthreads())
+
+    def holders(self, future: Any) -> set[str]:
+        """The addresses of the workers holding ``future``'s data."""
+        return set(self.client.who_has([future]).get(future.key, ()))
+
+    def copy_to(self, future: Any, address: str) -> Any:
+        """Have the worker at ``address`` hold a copy of ``future``'s data: a task that needs it
+        and may run only there, so the worker fetches it from one that holds it (as for any
+        task's dependency). The task's future, to release once done; held, until then, by the
+        scheduler if the worker is not running yet, or gone (``release`` then ends it)."""
+        from .task import hold
+
+        return self.client.submit(hold, future, workers=[address], allow_other_workers=False, pure=False)
+
     def reruns_tasks(self) -> bool:
         """Whether the scheduler runs a dead worker's task again (``allowed-failures`` above 0)."""
         try:  # a lambda travels by value: the scheduler needs no mpmq for it

@@ -57,3 +57,8 @@ def _runner_for(sender: TopicSender, function: Callable, shared_data: Mapping, s
     runner.function, runner.shared_data, runner.style = function, shared_data, style
     runner.announce_starts = announce_starts
     return runner
+
+
+def hold(shared_data: Mapping) -> None:
+    """Nothing: run where shared_data must be, it makes that worker fetch a copy and keep it
+    (``link.ClusterLink.copy_to``), as the worker holds the dependencies of its tasks."""
