@@ -11,6 +11,7 @@ unknown to the client.
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 from typing import Any
 
@@ -160,6 +161,61 @@ def test_shared_data_lost_with_the_only_worker_is_sent_again(tmp_path):
 
     assert type(results[1]) is WorkerDied, repr(results[1])
     assert [results[0], *results[2:]] == [0, 20, 30]
+    assert run.starts == Counter(range(4))
+
+
+JOIN_WAIT = 10.0  # seconds for a worker to join the cluster, and to hold shared_data
+
+
+class Grows(Starts):
+    """Grows a cluster of one worker by one once item 0 runs, and lets item 0 end (the file
+    ``joined``) once the new worker holds data (only shared_data can reach it before item 0
+    ends), or after ``JOIN_WAIT`` s. ``joined``: the new worker's address."""
+
+    def __init__(self, function, *, growing: Any, **options: Any) -> None:
+        super().__init__(function, **options)
+        self.growing, self.client = growing, options["cluster"]  # the LocalCluster, its client
+        self.workers: dict[int, str] = {}
+        self.joined: str | None = None
+
+    def process_event(self, event) -> None:
+        if type(event) is Started:
+            self.workers[event.offset] = event.worker
+            if event.offset == 0:
+                self.growing.scale(2)
+                self.client.wait_for_workers(2, timeout=JOIN_WAIT)
+                [self.joined] = set(self.client.nthreads()) - {event.worker}
+                deadline = time.monotonic() + JOIN_WAIT
+                while not self.client.has_what([self.joined])[self.joined] and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                (self.sync_dir / "joined").touch()
+        super().process_event(event)
+
+
+def test_a_worker_that_joins_mid_run_gets_shared_data_and_takes_items(tmp_path):
+    """A cluster of one worker grows by one while item 0 runs, item 1 queued behind it. The
+    new worker missed the scatter of shared_data; it is given a copy, and item 2, submitted as
+    item 0 ends, runs there instead of queueing behind item 1 on the busy worker. Work stealing
+    is off: it may move a queued task to an idle worker by itself, and the run must not need it."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    from mpmq.backends.dask.link import OWNED_CONFIG
+
+    items = [{"value": offset} for offset in range(4)]
+    items[0]["wait_for"] = "joined"
+    # stop_on_error: every item a task of its own, submitted as a task ends
+    with dask.config.set({**OWNED_CONFIG, "distributed.scheduler.work-stealing": False}), \
+            LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1",
+                         scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as growing, \
+            Client(growing, set_as_default=False) as client:
+        run = Grows(faults.run_item, process_data=items, shared_data={"sync_dir": str(tmp_path)},
+                    processes_to_start=2, sync_dir=tmp_path, stop_on_error=True, cluster=client, growing=growing)
+        results = run.execute()
+
+    assert results == [0, 10, 20, 30]
+    assert run.joined is not None and run.workers[0] != run.joined
+    assert run.workers[2] == run.joined, run.workers
     assert run.starts == Counter(range(4))
 
 
