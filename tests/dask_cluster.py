@@ -10,10 +10,11 @@ their own (``cluster="local"``, a real ``dask scheduler``) start it themselves.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from typing import Any
 
-from mpmq.backends.dask.link import OWNED_CONFIG
+from mpmq.backends.dask.link import OWNED_CONFIG, RESTART_THREAD
 
 _shared: dict[str, Any] = {}
 
@@ -59,9 +60,19 @@ def _mpmq_keys(dask_scheduler: Any) -> list[str]:
     return [str(key) for key in dask_scheduler.tasks if str(key).startswith("mpmq-")]
 
 
-def wait_for_workers(client: Any, count: int = 2) -> None:
-    """Workers killed by a test come back (their nannies restart them): wait for them."""
-    client.wait_for_workers(count, timeout=20)
+def wait_for_workers(client: Any, count: int = 2, within: float = 30.0) -> None:
+    """Workers killed by a test come back (their nannies restart them): wait until ``count``
+    workers run, so that no run of the next test starts with one of them missing (its tasks
+    would all queue on the other, and one death would take two items down).
+
+    First the restarts a run asked for in the background (``item_timeout``): the run ends
+    without waiting for them, and until the nanny acts the scheduler still counts the old
+    worker as running. A restart returns once the new worker has joined."""
+    deadline = time.monotonic() + within
+    for thread in threading.enumerate():
+        if thread.name == RESTART_THREAD:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    client.wait_for_workers(count, timeout=max(1.0, deadline - time.monotonic()))
 
 
 def kept_batches(client: Any, run: Any) -> int:

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 CONNECT_TIMEOUT = 10.0
 RESTART_TIMEOUT = 30.0  # seconds for a scheduler that accepts the connection to answer
+RESTART_THREAD = "mpmq-restart-worker"  # the name of each background restart's thread (tests wait for them)
 OWNED_CONFIG = {
     "distributed.scheduler.allowed-failures": 0,
     "distributed.scheduler.worker-saturation": 1.0,
@@ -101,7 +102,7 @@ class ClusterLink:
     def restart_in_background(self, address: str) -> None:
         """Restart a worker (the only way to stop a Dask task) without waiting the seconds it
         takes: the nanny waits for a clean stop first."""
-        thread = threading.Thread(target=self._restart, args=(address,), daemon=True, name="mpmq-restart-worker")
+        thread = threading.Thread(target=self._restart, args=(address,), daemon=True, name=RESTART_THREAD)
         thread.start()
         self._restarts.append(thread)
 
