@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = {  # what the README tells users to start a scheduler with
     "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
     "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0",
+    "DASK_DISTRIBUTED__SCHEDULER__ACTIVE_MEMORY_MANAGER__START": "False",
 }
 logger = logging.getLogger("bench.cluster")
 

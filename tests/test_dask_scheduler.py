@@ -1,9 +1,10 @@
 """A run on a cluster started by hand: ``dask scheduler`` and two ``dask worker --nthreads 1``
 processes on 127.0.0.1 (issue 17), reached by the scheduler's address.
 
-The scheduler runs with ``allowed-failures`` 0 and ``worker-saturation`` 1.0, as the README
-tells users to start one. Only the run's own client is closed at its end; the cluster keeps
-running. A worker process killed from outside mid-item fails only that item.
+The scheduler runs with ``allowed-failures`` 0, ``worker-saturation`` 1.0 and no Active
+Memory Manager, as the README tells users to start one. Only the run's own client is closed
+at its end; the cluster keeps running. A worker process killed from outside mid-item fails
+only that item.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ DASK = str(Path(sys.executable).parent / "dask")
 SETTINGS = {
     "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
     "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0",
+    "DASK_DISTRIBUTED__SCHEDULER__ACTIVE_MEMORY_MANAGER__START": "False",
 }
 
 
