@@ -4,7 +4,7 @@ import logging
 import multiprocessing
 import threading
 
-from mpmq.backends.local.worker import ItemRunner
+from mpmq.backends.local.worker import ChunkRunner
 from mpmq.backends.local.worker_channel import EventSender
 from mpmq.calling import POSITIONAL
 from mpmq.events import Done, Log, decode_batch
@@ -26,7 +26,7 @@ def test_a_thread_an_item_left_behind_logs_for_no_item():
         return 1
 
     ours, theirs = multiprocessing.Pipe()
-    runner = ItemRunner(EventSender(theirs), leave_a_thread, {}, POSITIONAL)
+    runner = ChunkRunner(EventSender(theirs), leave_a_thread, {}, POSITIONAL)
     runner.run(0, {})
     release.set()
     assert finished.wait(5)

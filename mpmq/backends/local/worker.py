@@ -47,7 +47,7 @@ class _NoSlot:
 _NO_SLOT = _NoSlot()
 
 
-class ItemRunner(item_runner.ItemRunner):
+class ChunkRunner(item_runner.ItemRunner):
     """The shared item runner (``backends/item_runner.py``: logging captured, the same events
     and errors on every backend), with this backend's fast path: items run a chunk at a time,
     and quick, quiet items join the sender's open ``Ran`` chunk (issue 18)."""
@@ -223,7 +223,7 @@ def worker_main(
     sender = EventSender(conn)
     sender.follow_forks()
     inbox = Inbox(conn, watch_parent=not killed_with_parent)
-    runner = ItemRunner(sender, function, shared_data, style, running, announce_starts, retry_on)
+    runner = ChunkRunner(sender, function, shared_data, style, running, announce_starts, retry_on)
 
     def waiting() -> bool:
         return not inbox.empty()

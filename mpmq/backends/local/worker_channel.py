@@ -169,7 +169,7 @@ class EventSender:
         self._next_offset = -1  # the offset that continues the open chunk
         self._pid = os.getpid()
         # The running item's start, while no one has sent it: [(offset, pid, time)], appended
-        # by the item thread as the item starts (``worker.ItemRunner.run_chunk``), and empty
+        # by the item thread as the item starts (``worker.ChunkRunner.run_chunk``), and empty
         # again by the item's end, whoever took it; one list for the process's life. Whoever
         # pops it (an atomic step) owns that start: the item thread, finishing the item
         # quietly, puts the item in the open chunk; anyone else (a log line, the flusher,
