@@ -29,6 +29,7 @@ from .payload import for_rest
 from .recording.reader import Recording, RunInfo, open_recording
 from .recording.redact import patterns_for, redact
 from .recording.rows import checked_json_text, shared_columns
+from .recording.session import qualified
 from .sources import Batch, EventSource
 from .state import SUCCEEDED, RunState, reduce
 
@@ -67,8 +68,6 @@ def _digest(kind: str, text: str) -> str:
 def plan_for(options: dict[str, Any], function: Any, items: Sequence[Any], shared: Mapping) -> Resumption | None:
     """``plan`` for an engine's ``execute`` options (``path``, ``redact``, ``keep_pickle``); a
     match is noted in them as ``resumed``, for the recorder to write into the new run's options."""
-    from .recording.session import qualified
-
     resumption = plan(options["path"], qualified(function), items, shared, options.get("redact", True),
                       bool(options.get("keep_pickle")))  # fmt: skip
     options["resumed"] = resumption
@@ -129,17 +128,6 @@ def _rebuildable(result: Any, keep_pickle: bool) -> bool:
     if result.json is not msgspec.UNSET:
         return True
     return keep_pickle and result.pickle is not None  # the caller opted into pickles in this file
-
-
-def offset_ranges(offsets: Sequence[int]) -> list[list[int]]:
-    """``[[first, last], ...]``: a long list of offsets kept short in the run's options."""
-    ranges: list[list[int]] = []
-    for offset in offsets:
-        if ranges and ranges[-1][1] == offset - 1:
-            ranges[-1][1] = offset
-        else:
-            ranges.append([offset, offset])
-    return ranges
 
 
 class ResumedSource:

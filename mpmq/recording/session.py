@@ -6,7 +6,7 @@ import datetime
 import functools
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import __version__
@@ -92,6 +92,15 @@ def _resume_options(resumption: Any) -> dict[str, Any]:
     """Issue 19: a resumed run names the run it resumed and the items it took from it."""
     if resumption is None:
         return {}
-    from ..resume import offset_ranges
-
     return {"resumed_from": resumption.run_id, "resumed_items": offset_ranges(resumption.reused)}
+
+
+def offset_ranges(offsets: Sequence[int]) -> list[list[int]]:
+    """``[[first, last], ...]``: a long list of offsets kept short in the run's options."""
+    ranges: list[list[int]] = []
+    for offset in offsets:
+        if ranges and ranges[-1][1] == offset - 1:
+            ranges[-1][1] = offset
+        else:
+            ranges.append([offset, offset])
+    return ranges
