@@ -164,6 +164,33 @@ def test_shared_data_lost_with_the_only_worker_is_sent_again(tmp_path):
     assert run.starts == Counter(range(4))
 
 
+def test_a_scheduler_that_reruns_cannot_when_the_dead_worker_held_the_last_shared_data(tmp_path):
+    """allowed-failures 1, one worker: item 1's death takes the only copy of shared_data with
+    it, so the scheduler cancels the task instead of running it again. The item fails then,
+    after one run: run again as a task of its own, the scheduler would count its deaths from
+    0 each time, and the item would kill its worker without end."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    from mpmq.backends.dask.link import OWNED_CONFIG
+
+    items = [{"value": offset} for offset in range(4)]
+    items[1]["fault"] = "sigkill_self"
+    with dask.config.set({**OWNED_CONFIG, "distributed.scheduler.allowed-failures": 1}), \
+            LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1",
+                         scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as alone, \
+            Client(alone, set_as_default=False) as client:
+        run = Starts(faults.run_item, process_data=items, shared_data={"sync_dir": str(tmp_path)},
+                     processes_to_start=1, sync_dir=tmp_path, cluster=client)
+        results = run.execute()
+
+    assert type(results[1]) is WorkerDied, repr(results[1])
+    for pattern in (*DIED, r"last copy of shared_data", LAST_LINES):
+        assert re.search(pattern, str(results[1])), (pattern, str(results[1]))
+    assert [results[0], *results[2:]] == [0, 20, 30]
+    assert run.starts == Counter(range(4)), "item 1 ran once"
+
+
 JOIN_WAIT = 10.0  # seconds for a worker to join the cluster, and to hold shared_data
 
 

@@ -18,6 +18,10 @@ once all of them arrived, whenever its future's end is heard of. A failed future
 - ``KilledWorker`` (its worker died): the item it was running fails with ``WorkerDied``
   naming the worker's address and its last log lines; the items it had not started are run
   again elsewhere (an item killing workers before its start is seen fails at its second try);
+- cancelled (the task's dependency, shared_data, was lost: every worker holding it died):
+  its items run again, with shared_data sent again; but the item it was running, if that
+  worker is gone, fails with ``WorkerDied`` (a scheduler that re-runs a dead worker's task
+  cannot run this one, and as a new task the item's deaths would be counted from 0 again);
 - any other exception (the task could not run at all): each of its items fails with it.
 
 A scheduler that re-runs the task of a dead worker itself (``allowed-failures`` above 0) is
@@ -384,22 +388,23 @@ class DaskBackend:
         self._deadlines.pop(task.id, None)
         left = [offset for offset in task.offsets if self._owner.get(offset) == task.id]
         if not left or isinstance(exc, CancelledError):  # not by us: shared_data was lost
+            # Asked first: the scatter below waits for a running worker, maybe a restarted one.
+            culprit = task.running if task.running in left and self._left_cluster(task.worker) else None
             if left and self._shared is not None and self._shared.status != "finished":
                 self._send_shared_data()
-            self._requeue(left)
-            return
-        if type(exc).__name__ != "KilledWorker":  # the task could not run at all
+        elif type(exc).__name__ != "KilledWorker":  # the task could not run at all
             for offset in left:
                 del self._owner[offset]
                 events += failures.could_not_run(offset, exc)
                 self.unfinished -= 1
             self._on_failure()
             return
-        culprit = task.running if task.running in left else None
-        if culprit is None:  # it died before we heard of any start: a strike for the first
-            first = left[0]
-            self._strikes[first] = self._strikes.get(first, 0) + 1
-            culprit = first if self._strikes[first] >= 2 else None
+        else:
+            culprit = task.running if task.running in left else None
+            if culprit is None:  # it died before we heard of any start: a strike for the first
+                first = left[0]
+                self._strikes[first] = self._strikes.get(first, 0) + 1
+                culprit = first if self._strikes[first] >= 2 else None
         if culprit is not None:
             left.remove(culprit)
             del self._owner[culprit]
@@ -408,6 +413,16 @@ class DaskBackend:
         self._requeue(left)
         if culprit is not None:
             self._on_failure()
+
+    def _left_cluster(self, worker: str | None) -> bool:
+        """Whether the worker that ran a cancelled task's item is gone: it died running it, and
+        with it the last copy of shared_data, so the scheduler cancelled the task. A scheduler
+        with ``allowed-failures`` above 0 runs such a task no more; run again as a new task,
+        the item's deaths would be counted from 0 each time, without end."""
+        try:
+            return worker is not None and worker not in self.link.workers()
+        except Exception:  # the cluster is gone: the run ends anyway
+            return False
 
     def _on_failure(self) -> None:
         """An item failed. Under ``stop_on_error`` nothing new is submitted until it is known

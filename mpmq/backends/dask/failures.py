@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import CancelledError
 from typing import Any
 
 from ...errors import ItemCancelled, ItemTimeout, WorkerDied, qualified_name
@@ -17,9 +18,12 @@ from .tasks import Task
 
 
 def worker_died(task: Task, offset: int, exc: BaseException) -> list:
-    """The worker running ``offset`` died (``KilledWorker``): its last log lines, if any arrived."""
+    """The worker running ``offset`` died (``KilledWorker``, or the task cancelled: ``backend._failed``): its
+    last log lines, if any arrived."""
     worker = task.worker or _address(getattr(exc, "last_worker", None))
     message = f"Dask worker {worker} died while running item {offset}; its exit code is unknown on a cluster"
+    if isinstance(exc, CancelledError):  # backend._failed: not KilledWorker, the scheduler cancelled the task
+        message += "; not run again: it held the last copy of shared_data, which the item needs"
     if task.last_logs and task.running == offset:
         message += "; last log lines:\n" + "\n".join(f"  {line}" for line in task.last_logs)
     now = time.time()
