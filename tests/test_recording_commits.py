@@ -1,5 +1,7 @@
-"""When a recording commits (issue 18): the run's row goes in as the recorder's thread starts;
-events wait for the first commit, due ``COMMIT_INTERVAL`` after the first of them; in a file
+"""When a recording commits (issue 18): the run's row goes in once the workers have started
+(``START_DELAY`` after the recorder's thread starts while the first events are a few lines;
+at once for items in chunks, a burst of events or the run's end); events wait for the first
+commit, due ``COMMIT_INTERVAL`` after the first of them; in a file
 created for the run that commit is followed by the switch to WAL mode, and a run over before
 it is written whole as it ends, never in WAL mode. A full buffer before the first commit is
 turned into rows at once and committed with it.
@@ -14,9 +16,9 @@ import sqlite3
 import time
 from contextlib import closing
 
-from mpmq.events import Done, Log, Started
+from mpmq.events import Done, Log, Ran, Result, Started
 from mpmq.recording import open_recording, writer
-from mpmq.recording.writer import COMMIT_INTERVAL, MAX_BUFFER, Recorder
+from mpmq.recording.writer import COMMIT_INTERVAL, MAX_BUFFER, START_BURST, START_DELAY, Recorder
 from mpmq.state import RunState, reduce
 
 T0 = 1_700_000_000.0
@@ -57,7 +59,7 @@ def started_recorder(path: str) -> tuple[Recorder, RunState]:
 def test_a_longer_run_commits_within_the_interval_then_goes_on_in_wal_mode(tmp_path):
     path = str(tmp_path / "long.db")
     rec, state = started_recorder(path)
-    wait_for(lambda: count(path, "SELECT count(*) FROM runs") == 1, "run row")  # as the thread starts
+    wait_for(lambda: count(path, "SELECT count(*) FROM runs") == 1, "run row")  # START_DELAY on
     assert journal_mode(path) == "rollback"
     first = Started(offset=0, pid=1, time=T0)
     rec.append_batch(0, T0, [first])
@@ -96,3 +98,44 @@ def test_a_full_buffer_before_the_first_commit_becomes_rows_then_and_a_short_run
     with open_recording(path) as recording:
         got = [(seq, event.message) for seq, _, event in recording.events()]
     assert got == [(seq, f"line {seq}") for seq in range(len(events))]
+
+
+def test_the_file_is_opened_after_a_start_delay_while_the_first_events_are_a_few_lines(tmp_path, monkeypatch):
+    assert 0 < START_DELAY < COMMIT_INTERVAL  # events that wait for it are still committed in time
+    monkeypatch.setattr(writer, "START_DELAY", 60.0)  # far longer than any wait below
+    runs = "SELECT count(*) FROM runs"
+    # A few lines: the file waits (the lines must reach their handlers at once); START_BURST
+    # events in all open it.
+    path = str(tmp_path / "lines.db")
+    rec, state = started_recorder(path)
+    rec.append_batch(0, T0, [Started(offset=0, pid=1, time=T0)])
+    rec.append_batch(1, T0, logs(1, 3))
+    time.sleep(0.3)  # three times what opening the file takes on a slow machine
+    assert count(path, runs) == 0  # still the empty recording the file starts as
+    rec.append_batch(4, T0, logs(4, START_BURST))
+    wait_for(lambda: count(path, runs) == 1, "run row once START_BURST events waited")
+    rec.finish("succeeded", state)
+    assert rec.failure is None and rec.committed == 4 + START_BURST
+    # Items that finished in a chunk: a run of quick items, which needs its recorder at once.
+    path = str(tmp_path / "chunk.db")
+    rec, state = started_recorder(path)
+    chunk = Ran(offset=0, pid=1, time=T0, offsets=[0], starts=[T0], ends=[T0], values=[None])
+    rec.append_batch(0, T0, [chunk])
+    wait_for(lambda: count(path, runs) == 1, "run row once a chunk of items arrived")
+    reduce(state, chunk)
+    rec.finish("succeeded", state)
+    assert rec.failure is None
+    with open_recording(path) as recording:
+        assert [type(event) for _, _, event in recording.events()] == [Started, Result, Done]
+    # The run ends during the delay: it is written whole as it ends, without waiting.
+    path = str(tmp_path / "ended.db")
+    rec, state = started_recorder(path)
+    events = [Started(offset=0, pid=1, time=T0), Done(offset=0, pid=1, time=T0)]
+    rec.append_batch(0, T0, events)
+    for event in events:
+        reduce(state, event)
+    began = time.monotonic()
+    rec.finish("succeeded", state)
+    assert time.monotonic() - began < DEADLINE and rec.failure is None
+    with open_recording(path) as recording:
+        assert recording.run().status == "succeeded" and len(list(recording.events())) == 2
