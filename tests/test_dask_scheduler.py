@@ -4,7 +4,7 @@ processes on 127.0.0.1 (issue 17), reached by the scheduler's address.
 The scheduler runs with ``allowed-failures`` 0, ``worker-saturation`` 1.0 and no Active
 Memory Manager, as the README tells users to start one. Only the run's own client is closed
 at its end; the cluster keeps running. A worker process killed from outside mid-item fails
-only that item.
+only that item. Ctrl-C leaves the cluster running only the items that were running.
 """
 
 from __future__ import annotations
@@ -170,3 +170,73 @@ def test_a_scheduler_that_reruns_a_dead_workers_task_shows_each_run_as_a_new_att
     item = [message for offset, message in run.messages if offset == 1]
     announced = [m for m in item if "the scheduler runs the item again, as attempt 2" in m]
     assert len(announced) == 1 and announced[0].startswith("WARN"), item
+
+
+INTERRUPTED_JOB = """
+import sys
+
+from fixtures import cluster_jobs
+from mpmq import MPmq
+
+address, sync_dir, record = sys.argv[1:]
+
+
+class Job(MPmq):
+    def final(self):
+        print("FINAL", flush=True)
+
+
+items = [{"value": value, "sync_dir": sync_dir, "seconds": 3.0} for value in range(20)]
+job = Job(cluster_jobs.marked_nap, process_data=items, processes_to_start=2, cluster=address)
+try:
+    job.execute(record=record)
+except KeyboardInterrupt:
+    print("KEYBOARD-INTERRUPT", flush=True)
+    raise
+print("RETURNED", flush=True)
+"""
+
+
+def markers(directory: Path, kind: str) -> set[int]:
+    return {int(path.name.split("-")[1]) for path in directory.glob(f"{kind}-*")}
+
+
+def test_ctrl_c_leaves_only_the_items_that_were_running_to_run_to_their_end(scheduler, observer, tmp_path):
+    """Dask cannot stop a running task, and a run's first tasks hold chunks of items (20 items
+    on 2 workers: 5 a task): each task stops after its running item, and nothing else of the
+    run is left on the cluster, which keeps running."""
+    workers = set(observer.nthreads())
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    script = tmp_path / "job.py"
+    script.write_text(INTERRUPTED_JOB)
+    with open(tmp_path / "stderr.txt", "w") as stderr:  # a file: Dask's logging never fills a pipe
+        job = subprocess.Popen([sys.executable, str(script), scheduler, str(sync), str(tmp_path / "run.db")],
+                               stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True,
+                               cwd=Path(__file__).resolve().parent.parent)
+    try:
+        deadline = time.monotonic() + 30
+        while len(markers(sync, "started")) < 2:
+            assert job.poll() is None, (tmp_path / "stderr.txt").read_text()
+            assert time.monotonic() < deadline, "two items did not start"
+            time.sleep(0.02)
+        running = markers(sync, "started")
+        os.kill(job.pid, signal.SIGINT)
+        out, _ = job.communicate(timeout=30)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait()
+    err = (tmp_path / "stderr.txt").read_text()
+    assert job.returncode == -signal.SIGINT, err[-2000:]
+    assert out.splitlines() == ["FINAL", "KEYBOARD-INTERRUPT"], out
+
+    deadline = time.monotonic() + 30
+    while markers(sync, "ended") != running or any(observer.run(cluster_jobs.executing).values()):
+        assert time.monotonic() < deadline, (f"running {running}, then started {markers(sync, 'started')}, "
+                                             f"ended {markers(sync, 'ended')}")
+        time.sleep(0.05)
+    assert markers(sync, "started") == running, "only the items that were running ran"
+    assert set(observer.nthreads()) == workers
+    with sqlite3.connect(tmp_path / "run.db") as db:
+        assert db.execute("SELECT status FROM runs").fetchone()[0] == "interrupted"
