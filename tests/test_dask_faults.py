@@ -191,6 +191,35 @@ def test_a_scheduler_that_reruns_cannot_when_the_dead_worker_held_the_last_share
     assert run.starts == Counter(range(4)), "item 1 ran once"
 
 
+def test_an_item_that_kills_its_worker_before_a_word_fails_after_two_deaths_not_without_end(tmp_path):
+    """As above, but item 0 kills its worker before any of its events can leave (its start
+    is never heard of): the scheduler's record of the removed worker says the task was
+    running there. Its first item not ended is blamed at its second death, as for a
+    ``KilledWorker``; before, it was run again as long as the cluster restarted workers."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    from fixtures import cluster_jobs
+    from mpmq.backends.dask.link import OWNED_CONFIG
+
+    items = [{"value": offset} for offset in range(4)]
+    with dask.config.set({**OWNED_CONFIG, "distributed.scheduler.allowed-failures": 1}), \
+            LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1",
+                         scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as alone, \
+            Client(alone, set_as_default=False) as client:
+        run = Starts(cluster_jobs.die_at_once_or_run, process_data=items, processes_to_start=1,
+                     shared_data={"sync_dir": str(tmp_path), "dies": 0}, sync_dir=tmp_path, cluster=client)
+        results = run.execute()
+        deaths = sum(event.get("action") == "remove-worker" for _, event in client.run_on_scheduler(
+            lambda dask_scheduler: [(t, {"action": e.get("action")}) for t, e in dask_scheduler.get_events("all")]))
+
+    assert type(results[0]) is WorkerDied, repr(results[0])
+    assert re.search(r"Dask worker tcp://127\.0\.0\.1:\d+ died while running item 0", str(results[0])), results[0]
+    assert results[1:] == [10, 20, 30]
+    assert deaths == 2, "blamed at its second death"
+    assert run.starts == Counter({1: 1, 2: 1, 3: 1}), "item 0 never said it started; the others ran once"
+
+
 JOIN_WAIT = 10.0  # seconds for a worker to join the cluster, and to hold shared_data
 
 

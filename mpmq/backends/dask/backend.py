@@ -389,7 +389,7 @@ class DaskBackend:
         left = [offset for offset in task.offsets if self._owner.get(offset) == task.id]
         if not left or isinstance(exc, CancelledError):  # not by us: shared_data was lost
             # Asked first: the scatter below waits for a running worker, maybe a restarted one.
-            culprit = task.running if task.running in left and self._left_cluster(task.worker) else None
+            culprit = self._blame(task, left) if left and self._died_running(task) else None
             if left and self._shared is not None and self._shared.status != "finished":
                 self._send_shared_data()
         elif type(exc).__name__ != "KilledWorker":  # the task could not run at all
@@ -400,11 +400,7 @@ class DaskBackend:
             self._on_failure()
             return
         else:
-            culprit = task.running if task.running in left else None
-            if culprit is None:  # it died before we heard of any start: a strike for the first
-                first = left[0]
-                self._strikes[first] = self._strikes.get(first, 0) + 1
-                culprit = first if self._strikes[first] >= 2 else None
+            culprit = self._blame(task, left)
         if culprit is not None:
             left.remove(culprit)
             del self._owner[culprit]
@@ -414,13 +410,26 @@ class DaskBackend:
         if culprit is not None:
             self._on_failure()
 
-    def _left_cluster(self, worker: str | None) -> bool:
-        """Whether the worker that ran a cancelled task's item is gone: it died running it, and
-        with it the last copy of shared_data, so the scheduler cancelled the task. A scheduler
-        with ``allowed-failures`` above 0 runs such a task no more; run again as a new task,
-        the item's deaths would be counted from 0 each time, without end."""
+    def _blame(self, task: Task, left: list[int]) -> int | None:
+        """The item a task's dead worker was running: the one it said it started, else, at its
+        second death, the first it had not ended (its start may have died with the worker)."""
+        if task.running in left:
+            return task.running
+        first = left[0]
+        self._strikes[first] = self._strikes.get(first, 0) + 1
+        return first if self._strikes[first] >= 2 else None
+
+    def _died_running(self, task: Task) -> bool:
+        """Whether a cancelled task's worker died running it, and with it the last copy of
+        shared_data, so the scheduler cancelled the task. A scheduler with ``allowed-failures``
+        above 0 runs such a task no more; run again as a new task, the item's deaths would be
+        counted from 0 each time, without end. The worker is the one its events named, else
+        the one the scheduler removed while it ran the task (killed before it said anything)."""
         try:
-            return worker is not None and worker not in self.link.workers()
+            if task.worker is not None:
+                return task.worker not in self.link.workers()
+            task.worker = self.link.removed_while_running(f"{self.topic}-{task.id}")
+            return task.worker is not None
         except Exception:  # the cluster is gone: the run ends anyway
             return False
 
