@@ -198,9 +198,8 @@ class Recorder:
         ``start_later``: only check now (issue 18: starting a recording must not delay the
         first item). The recorder's thread opens the file and writes the run's first rows
         (its header, every item's input) once the workers have started (``START_DELAY``,
-        ``write_in_background``); a failure
-        then is a recording failure, like any other. ``header`` may then be a function that
-        returns it, called then.
+        ``write_in_background``); a failure then is a recording failure, like any other.
+        ``header`` may then be a function that returns it, called then.
         """
         if not callable(header):
             _check_header(header)

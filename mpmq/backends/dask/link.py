@@ -65,20 +65,23 @@ class ClusterLink:
         """The addresses of the cluster's workers now."""
         return set(self.client.nthreads())
 
-    def removed_while_running(self, key: str) -> str | None:
-        """The worker the scheduler removed while it ran task ``key``, from the scheduler's
-        record of removed workers (its "remove-worker" events, among the last 1,000 events
-        of every kind by default: asked as the task's end is heard of); None if there is none.
+    def removed_while_assigned(self, key: str) -> tuple[str, list[str]] | None:
+        """The worker the scheduler removed while task ``key`` was assigned to it, and the
+        keys of every task assigned to it then (running or queued there), from the
+        scheduler's record of removed workers (its "remove-worker" events, among the last
+        1,000 events of every kind by default: asked as the task's end is heard of); None if
+        there is none.
 
-        Looked up on the scheduler, which sends back only the address: the events as a
+        Looked up on the scheduler, which sends back only what is asked: the events as a
         client gets them may hold objects that cannot leave the scheduler (a ``WorkerState``),
         and then the whole answer fails."""
 
-        def find(dask_scheduler: Any, key: str) -> str | None:  # defined here: sent by value
+        def find(dask_scheduler: Any, key: str) -> tuple[str, list[str]] | None:  # defined here: sent by value
             for _, event in reversed(dask_scheduler.get_events("all")):
-                if (isinstance(event, dict) and event.get("action") == "remove-worker"
-                        and key in (event.get("processing-tasks") or ())):
-                    return event.get("worker")
+                if isinstance(event, dict) and event.get("action") == "remove-worker":
+                    assigned = [str(k) for k in event.get("processing-tasks") or ()]
+                    if key in assigned:
+                        return str(event.get("worker")), assigned
             return None
 
         return self.client.run_on_scheduler(find, key=key)
