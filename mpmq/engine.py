@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from . import backends, outcomes, validate
@@ -95,6 +95,7 @@ class Engine(EventLoop):
         record_pickle: bool = False,
         redact: bool | Collection[str] = True,
         parent_run: int | None = None,
+        parent_offsets: Sequence[int] | None = None,
         resume: bool = False,
     ) -> list:
         """Run every item; return one result per item, in item order (an exception for a failure).
@@ -102,7 +103,8 @@ class Engine(EventLoop):
         ``record`` writes the run's events to a SQLite file (see README, Recording);
         ``record_pickle`` also keeps pickles of values JSON cannot hold; ``redact`` (default on)
         hides values under secret-looking keys, and may list extra key patterns; ``parent_run``
-        records this run as a re-run of that run of the same file (``mpmq-replay rerun``);
+        records this run as a re-run of that run (``mpmq-replay rerun``), and ``parent_offsets``
+        the offset each of its items had there (``mpmq-replay diff`` matches them by it);
         ``resume`` takes the items that succeeded in the file's latest run of this function and
         ``shared_data`` from the recording and runs only the rest (see README, Resume).
         """
@@ -110,9 +112,11 @@ class Engine(EventLoop):
             raise TypeError(f"record= must be a file path (str or os.PathLike), not {type(record).__name__}")
         if resume and record is None:
             raise ValueError("resume=True resumes from a recording: give its path as record=")
+        if parent_offsets is not None and parent_run is None:
+            raise ValueError("parent_offsets= gives the offsets a re-run's items had in its parent_run=: give both")
         self._record_options = {
             "path": record, "keep_pickle": record_pickle, "redact": redact, "parent_run": parent_run,
-            "resume": bool(resume),
+            "parent_offsets": parent_offsets, "resume": bool(resume),
         }
         self._replay = None
         self._allow_pickle = True

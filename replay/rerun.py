@@ -215,7 +215,8 @@ def run_in_workers(rerun: Rerun, processes: int | None, record: str | None, out:
         context=start, offsets=rerun.offsets, out=out,
     )  # fmt: skip
     with _argv_for_the_record():
-        results = runner.execute(record=record, parent_run=rerun.run_id if record else None)
+        results = runner.execute(record=record, parent_run=rerun.run_id if record else None,
+                                 parent_offsets=rerun.offsets if record else None)
     ok = True
     for offset, result in zip(rerun.offsets, results):
         if isinstance(result, BaseException):

@@ -245,3 +245,25 @@ def test_bad_record_target_is_refused_before_any_process_starts(build, error, sa
     assert starts == []
     assert sorted(p.name for p in tmp_path.iterdir()) == []
     processes.assert_clean()
+
+
+BAD_PARENT_OFFSETS = [
+    pytest.param(None, [3], r"parent_offsets= gives the offsets a re-run's items had in its parent_run=: give both",
+                 id="without-parent-run"),
+    pytest.param(1, [3], r"parent_offsets= must give each of the 2 items its offset in the parent run", id="too-few"),
+    pytest.param(1, [3, 3], r"\(an int >= 0, each once\), not \[3, 3\]", id="twice"),
+    pytest.param(1, [3, -1], r"not \[3, -1\]", id="negative"),
+    pytest.param(1, [3, "4"], r"not \[3, '4'\]", id="not-an-int"),
+]
+
+
+@pytest.mark.parametrize("parent_run, offsets, says", BAD_PARENT_OFFSETS)
+def test_bad_parent_offsets_are_refused_before_any_process_starts(parent_run, offsets, says, tmp_path, starts,
+                                                                  processes):
+    with pytest.raises(ValueError, match=says):
+        MPmq(faults.touch, process_data=items(tmp_path, 2)).execute(record=tmp_path / "run.db", parent_run=parent_run,
+                                                      parent_offsets=offsets)
+
+    assert starts == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    processes.assert_clean()

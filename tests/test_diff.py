@@ -78,7 +78,7 @@ def test_json_has_the_documented_shape(runs):
     assert diff["same"] is False
     assert diff["a"] == {"path": str(runs["good"]), "run": 1, "status": "succeeded", "complete": True,
                          "function": "fixtures.diff_jobs:tally", "items": 6, "succeeded": 6, "failed": 0,
-                         "running": 0, "pending": 0}  # fmt: skip
+                         "running": 0, "pending": 0, "rerun_of": None}  # fmt: skip
     assert diff["b"]["failed"] == 1 and diff["b"]["status"] == "failed"
     assert diff["counts"] == {"compared": 6, "outcomes": 1, "results": 1, "errors": 0, "inputs": 0,
                               "only_in_a": 0, "only_in_b": 0, "logs": 1}  # fmt: skip

@@ -7,6 +7,7 @@ supply it).
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -68,6 +69,30 @@ def test_workers_and_record_link_the_new_run_to_the_original(recorded, tmp_path)
     assert (run.parent_run, run.status, run.item_count, run.shared_data) == (1, "succeeded", 1, {"bad": -1})
     assert run.command_line[-4:] == ["--set", "bad=[redacted]", "--record", str(out)]  # --set may carry secrets
     assert replay.load(out).results == [{"n": 3, "square": 9}]
+    assert run.options["parent_offsets"] == [[3, 3]]  # what its item 0 was in run 1
+
+    # diff matches the re-run's item with item 3 of the run it re-ran, and compares only it
+    shown = cli("diff", str(recorded), str(out))
+    assert shown.returncode == 1, shown.stderr
+    assert "b re-ran 1 item of run 1: matched by their offsets there, only they are compared" in shown.stdout
+    assert "item 3: failed (builtins.ValueError: bad item 3) -> succeeded" in shown.stdout, shown.stdout
+    assert "b: DEBUG fixtures.replay_workers: item 3 done" in shown.stdout  # its own line 3, read as item 0
+    diff = json.loads(cli("diff", str(recorded), str(out), "--json").stdout)
+    assert diff["b"]["rerun_of"] == 1 and diff["a"]["rerun_of"] is None
+    assert diff["counts"]["compared"] == 1 and diff["counts"]["only_in_a"] == 0
+    assert [(item["offset"], item["a"]["outcome"], item["b"]["outcome"]) for item in diff["items"]] == [
+        (3, "failed", "succeeded")]
+
+    # Crafted offsets (more than its items, or not one each) are not followed: matched as they are
+    crafted = tmp_path / "crafted.db"
+    shutil.copy(out, crafted)
+    for ranges in ([[0, 10**15]], [[3, 3], [3, 3]], [[-1, -1]], "3", [[3, "x"]]):
+        with sqlite3.connect(crafted) as db:
+            db.execute("UPDATE runs SET options = json_set(options, '$.parent_offsets', json(?))",
+                       (json.dumps(ranges),))
+        diff = json.loads(cli("diff", str(recorded), str(crafted), "--json").stdout)
+        assert diff["b"]["rerun_of"] is None and diff["counts"]["compared"] == 1, ranges
+        assert diff["counts"]["only_in_a"] == 5, ranges
 
 
 def test_redacted_input_is_named_with_how_to_supply_it(tmp_path):

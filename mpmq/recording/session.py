@@ -63,6 +63,7 @@ def open_recorder(engine: Any, items: list, shared: Mapping, workers: int) -> Re
             "record_pickle": bool(options.get("keep_pickle")),
             **_retry_options(engine),
             **_resume_options(options.get("resumed")),
+            **_parent_options(options.get("parent_offsets"), len(items)),
             **backend,
         },
         "parent_run": options.get("parent_run"),
@@ -93,6 +94,19 @@ def _resume_options(resumption: Any) -> dict[str, Any]:
     if resumption is None:
         return {}
     return {"resumed_from": resumption.run_id, "resumed_items": offset_ranges(resumption.reused)}
+
+
+def _parent_options(offsets: Sequence[int] | None, count: int) -> dict[str, Any]:
+    """A re-run of some items of another run (``mpmq-replay rerun``): the offsets they had there,
+    one per item (refused before any worker starts if not)."""
+    if offsets is None:
+        return {}
+    given = list(offsets)
+    if len(given) != count or not all(type(offset) is int and offset >= 0 for offset in given) \
+            or len(set(given)) != count:
+        raise ValueError(f"parent_offsets= must give each of the {count} items its offset in the parent run "
+                         f"(an int >= 0, each once), not {given[:10]!r}{' ...' if len(given) > 10 else ''}")
+    return {"parent_offsets": offset_ranges(given)}
 
 
 def offset_ranges(offsets: Sequence[int]) -> list[list[int]]:

@@ -4,7 +4,9 @@ Issue 19, point 3: "what changed since last night's good run". Data in (two ``Ru
 read by ``read.py``), a ``Diff`` out; no I/O, no printing (``render.py`` prints).
 
 Items are matched by offset, and their recorded inputs are compared too: an input that changed
-at an offset is a difference of its own. What makes two runs differ (``Diff.same`` is False,
+at an offset is a difference of its own. A re-run of some items of a run (``mpmq-replay rerun
+--record``) keeps the offsets they had there (``parent_offsets``): its items are matched by
+those, and only they are compared. What makes two runs differ (``Diff.same`` is False,
 exit status 1): an item only one run has, an input, an outcome (succeeded, failed, running,
 pending), a result (both succeeded), or an error (both failed). What is only reported: the
 first log line that differs, the durations that changed most, the shared data.
@@ -59,6 +61,12 @@ class RunFacts:
     path: str
     header: RunInfo
     items: Sequence[ItemFacts]
+    local: dict[int, int] | None = None  # a re-run's: offset in the run it re-ran -> its own
+
+    @property
+    def rerun(self) -> bool:
+        """Its items are some of another run's, under the offsets they had there."""
+        return self.local is not None
 
     def counts(self) -> dict[str, int]:
         counts = {"succeeded": 0, "failed": 0, "running": 0, "pending": 0}
@@ -136,6 +144,7 @@ class Diff:
     items: list[ItemChange]
     durations: list[DurationChange] = field(default_factory=list)
     shared_data: ValueChange | None = None
+    compared: int = 0  # items both runs have (of those compared: a re-run's, if one is)
 
     @property
     def same(self) -> bool:
@@ -145,7 +154,7 @@ class Diff:
     def counts(self) -> dict[str, int]:
         items = self.items
         return {
-            "compared": min(len(self.a.items), len(self.b.items)),
+            "compared": self.compared,
             "outcomes": sum(change.outcome_changed for change in items),
             "results": sum(change.result is not None for change in items),
             "errors": sum(change.error_changed for change in items),
@@ -157,15 +166,23 @@ class Diff:
 
 
 def compare(a: RunFacts, b: RunFacts) -> Diff:
-    """Every item of two runs, matched by offset."""
+    """Every item of two runs, matched by offset (a re-run's items only, if one is)."""
     changes = []
     durations = []
-    for offset in range(max(len(a.items), len(b.items))):
-        item_a = a.items[offset] if offset < len(a.items) else None
-        item_b = b.items[offset] if offset < len(b.items) else None
+    by_a = {item.offset: item for item in a.items}
+    by_b = {item.offset: item for item in b.items}
+    offsets = set(by_a) | set(by_b)
+    if a.rerun:  # what it did not re-run is not a difference
+        offsets &= set(by_a)
+    if b.rerun:
+        offsets &= set(by_b)
+    compared = 0
+    for offset in sorted(offsets):
+        item_a, item_b = by_a.get(offset), by_b.get(offset)
         if item_a is None or item_b is None:
             changes.append(ItemChange(offset, item_a, item_b))
             continue
+        compared += 1
         change = _compare_item(item_a, item_b)
         if change is not None:
             changes.append(change)
@@ -173,7 +190,7 @@ def compare(a: RunFacts, b: RunFacts) -> Diff:
             durations.append(DurationChange(offset, item_a.duration, item_b.duration))
     largest = heapq.nsmallest(SLOWEST_CHANGES, durations, key=lambda d: (-abs(d.change), d.offset))
     shared = json_difference(a.header.shared_data, b.header.shared_data)
-    return Diff(a, b, changes, largest, shared)
+    return Diff(a, b, changes, largest, shared, compared)
 
 
 def _compare_item(a: ItemFacts, b: ItemFacts) -> ItemChange | None:

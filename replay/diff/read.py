@@ -35,15 +35,38 @@ def read_run(recording: Recording, header: RunInfo) -> RunFacts:
 
     state = fold(recording, header, watch)
     inputs = {row.offset: row.input for row in recording.items(header.id)}
+    parent = parent_offsets(header, len(state.items))
     items = []
     for item in state.items:
         error = item.error
         items.append(ItemFacts(
-            offset=item.offset, input=inputs.get(item.offset), outcome=item.status, result=item.result,
+            offset=item.offset if parent is None else parent[item.offset], input=inputs.get(item.offset),
+            outcome=item.status, result=item.result,
             error_type=error.type if error else None, error_message=error.message if error else None,
             duration=item.duration, logs=fingerprints.get(item.offset, ()),
         ))  # fmt: skip
-    return RunFacts(recording.path, header, items)
+    if parent is None:
+        return RunFacts(recording.path, header, items)
+    local = {offset: own for own, offset in enumerate(parent)}
+    return RunFacts(recording.path, header, sorted(items, key=lambda item: item.offset), local)
+
+
+def parent_offsets(header: RunInfo, count: int) -> list[int] | None:
+    """The offsets a re-run's ``count`` items had in the run it re-ran (``parent_offsets`` in
+    its options, as ranges), one per item; None for any other run, and for ranges that do not
+    give each item one offset (a crafted file: never expanded past ``count``)."""
+    ranges = header.options.get("parent_offsets") if header.parent_run is not None else None
+    if not isinstance(ranges, list):
+        return None
+    offsets: list[int] = []
+    for pair in ranges:
+        if not (isinstance(pair, list) and len(pair) == 2 and all(type(end) is int for end in pair)):
+            return None
+        first, last = pair
+        if first < 0 or last < first or len(offsets) + last - first + 1 > count:
+            return None
+        offsets.extend(range(first, last + 1))
+    return offsets if len(offsets) == count and len(set(offsets)) == count else None
 
 
 def diff_recordings(a: Recording, header_a: RunInfo, b: Recording, header_b: RunInfo) -> Diff:
@@ -52,8 +75,8 @@ def diff_recordings(a: Recording, header_a: RunInfo, b: Recording, header_b: Run
     wanted = {change.offset: change.log.line for change in diff.items if change.log is not None}
     if not wanted:
         return diff
-    lines_a = log_lines(a, header_a, wanted)
-    lines_b = log_lines(b, header_b, wanted)
+    lines_a = log_lines(a, header_a, wanted, diff.a.local)
+    lines_b = log_lines(b, header_b, wanted, diff.b.local)
     items = [
         dataclasses.replace(change, log=dataclasses.replace(
             change.log, a=lines_a.get(change.offset), b=lines_b.get(change.offset)))
@@ -63,16 +86,21 @@ def diff_recordings(a: Recording, header_a: RunInfo, b: Recording, header_b: Run
     return dataclasses.replace(diff, items=items)
 
 
-def log_lines(recording: Recording, header: RunInfo, wanted: Mapping[int, int]) -> dict[int, Log]:
-    """For each ``offset: line`` wanted, that item's line-th log line (1-based), if it has one."""
+def log_lines(recording: Recording, header: RunInfo, wanted: Mapping[int, int],
+              local: Mapping[int, int] | None = None) -> dict[int, Log]:
+    """For each ``offset: line`` wanted, that item's line-th log line (1-based), if it has one;
+    a re-run's items are read under their own offsets (``local``), named by the wanted ones."""
+    named = {offset if local is None else local[offset]: offset for offset in wanted
+             if local is None or offset in local}
     found: dict[int, Log] = {}
     seen: dict[int, int] = {}
-    for _, _, event in recording.events(header.id, offsets=list(wanted)):
+    for _, _, event in recording.events(header.id, offsets=list(named)):
         if type(event) is not Log:
             continue
-        count = seen[event.offset] = seen.get(event.offset, 0) + 1
-        if count == wanted[event.offset]:
-            found[event.offset] = event
-            if len(found) == len(wanted):
+        offset = named[event.offset]
+        count = seen[offset] = seen.get(offset, 0) + 1
+        if count == wanted[offset]:
+            found[offset] = event
+            if len(found) == len(named):
                 break
     return found

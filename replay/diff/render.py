@@ -12,7 +12,8 @@ existing ones never change meaning)::
                 "log": {"line", "a_lines", "b_lines", "a": LINE | null, "b": LINE | null} | null}],
      "durations": [{"offset", "a", "b", "change"}]}      # seconds, the largest changes first
     RUN    = {"path", "run", "status", "complete", "function", "items",
-              "succeeded", "failed", "running", "pending"}
+              "succeeded", "failed", "running", "pending",
+              "rerun_of"}                                   # a re-run's parent run, else null
     SIDE   = {"outcome", "error": {"type", "message"} | null, "duration"}
     CHANGE = {"path", "by": "json" | "repr", "a", "b", "missing": "a" | "b" | null}
     LINE   = {"level", "logger", "message"}
@@ -40,6 +41,10 @@ MAX_VALUE_CHARS = 80
 def text(diff: Diff) -> str:
     """The diff as text: the two runs, each kind of change with its items, the counts, the verdict."""
     lines = [_run_line("a", diff.a), _run_line("b", diff.b)]
+    for name, run in (("a", diff.a), ("b", diff.b)):
+        if run.rerun:
+            lines.append(f"{name} re-ran {_n(len(run.items), 'item', 'items')} of run {run.header.parent_run}: "
+                         "matched by their offsets there, only they are compared")
     if diff.a.header.function != diff.b.header.function:
         lines.append(f"function: {diff.a.header.function or '-'} -> {diff.b.header.function or '-'}")
     if diff.shared_data is not None:
@@ -177,7 +182,8 @@ def as_json(diff: Diff) -> dict[str, Any]:
 def _json_run(run: RunFacts) -> dict[str, Any]:
     header = run.header
     return {"path": run.path, "run": header.id, "status": header.status, "complete": header.complete,
-            "function": header.function, "items": len(run.items), **run.counts()}  # fmt: skip
+            "function": header.function, "items": len(run.items), **run.counts(),
+            "rerun_of": header.parent_run if run.rerun else None}  # fmt: skip
 
 
 def _json_item(change: ItemChange) -> dict[str, Any]:
