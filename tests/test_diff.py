@@ -81,12 +81,13 @@ def test_json_has_the_documented_shape(runs):
                          "running": 0, "pending": 0, "rerun_of": None}  # fmt: skip
     assert diff["b"]["failed"] == 1 and diff["b"]["status"] == "failed"
     assert diff["counts"] == {"compared": 6, "outcomes": 1, "results": 1, "errors": 0, "inputs": 0,
-                              "only_in_a": 0, "only_in_b": 0, "logs": 1}  # fmt: skip
+                              "only_in_a": 0, "only_in_b": 0, "logs": 1, "attempts": 0}  # fmt: skip
     assert diff["shared_data"] == {"path": "$.variant", "by": "json", "a": "good", "b": "changed", "missing": None}
     items = {item["offset"]: item for item in diff["items"]}
     assert sorted(items) == [1, 2, 3]
     assert list(items[1]) == ["offset", "a", "b", "differs", "outcome_changed", "input", "result", "error_changed",
-                              "log"]  # fmt: skip
+                              "attempts_changed", "log"]  # fmt: skip
+    assert items[1]["a"]["attempts"] == items[1]["b"]["attempts"] == 1
     assert items[1]["differs"] is False  # a log line alone is no difference of outcome or result
     assert items[1]["log"]["line"] == 2 and items[1]["log"]["a_lines"] == items[1]["log"]["b_lines"] == 2
     assert items[1]["log"]["a"] == {"level": "WARNING", "logger": "diff_jobs", "message": "item 1 read the old file"}
@@ -138,6 +139,25 @@ def test_another_input_at_an_offset_is_a_difference(runs, tmp_path):
     assert result.exit_code == 1, result.output
     assert 'inputs differ (1):\n  item 4: $.note: (absent) -> "new"\n' in result.output
     assert "outcomes changed (" not in result.output and "results differ (" not in result.output
+
+
+def test_items_that_needed_a_retry_are_reported_but_are_no_difference(tmp_path):
+    """Issue 19's retries: the attempts an item took are shown, like its duration, and do not
+    count against the runs being the same (their inputs, outcomes and results)."""
+    from fixtures import retry_workers
+
+    data = [{"counter": str(tmp_path / f"calls-{n}"), "value": n} for n in range(3)]  # the same in both runs
+    for name, fails in (("flaky", 1), ("steady", 0)):
+        MPmq(retry_workers.flaky, process_data=data, shared_data={"fails": fails}, processes_to_start=2,
+             retries=1).execute(record=str(tmp_path / f"{name}.db"))
+    result = invoke(str(tmp_path / "flaky.db"), str(tmp_path / "steady.db"))
+    assert result.exit_code == 0, result.output
+    assert "attempts changed (3):\n  item 0: 2 -> 1 attempts\n" in result.output
+    assert "attempts changed in 3 items" in result.output and "same outcomes and results" in result.output
+    diff = json.loads(invoke(str(tmp_path / "flaky.db"), str(tmp_path / "steady.db"), "--json").output)
+    assert diff["same"] is True and diff["counts"]["attempts"] == 3
+    assert [(item["offset"], item["a"]["attempts"], item["b"]["attempts"], item["differs"])
+            for item in diff["items"]] == [(0, 2, 1, False), (1, 2, 1, False), (2, 2, 1, False)]
 
 
 def test_items_only_one_run_has(runs, tmp_path):

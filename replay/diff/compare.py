@@ -9,7 +9,8 @@ at an offset is a difference of its own. A re-run of some items of a run (``mpmq
 those, and only they are compared. What makes two runs differ (``Diff.same`` is False,
 exit status 1): an item only one run has, an input, an outcome (succeeded, failed, running,
 pending), a result (both succeeded), or an error (both failed). What is only reported: the
-first log line that differs, the durations that changed most, the shared data.
+first log line that differs, the attempts an item took (``retries=``), the durations that
+changed most, the shared data.
 
 Values are compared as recorded, never unpickled: JSON when both sides hold it (strictly:
 ``1``, ``1.0`` and ``true`` differ; the first differing path is named, ``$.totals[2].count``),
@@ -52,6 +53,7 @@ class ItemFacts:
     error_message: str | None = None
     duration: float | None = None
     logs: Sequence[int] = ()
+    attempts: int = 1  # 1 + the attempts that failed and were run again (retries=)
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,11 @@ class ItemChange:
         return self.a is not None and self.b is not None and self.a.outcome != self.b.outcome
 
     @property
+    def attempts_changed(self) -> bool:
+        """Reported, not a difference: the item needed more or fewer attempts to its outcome."""
+        return self.a is not None and self.b is not None and self.a.attempts != self.b.attempts
+
+    @property
     def differs(self) -> bool:
         """A difference of outcome or result (the log and the duration do not count)."""
         return (self.a is None or self.b is None or self.outcome_changed or self.input is not None
@@ -162,6 +169,7 @@ class Diff:
             "only_in_a": sum(change.b is None for change in items),
             "only_in_b": sum(change.a is None for change in items),
             "logs": sum(change.log is not None for change in items),
+            "attempts": sum(change.attempts_changed for change in items),
         }
 
 
@@ -200,7 +208,8 @@ def _compare_item(a: ItemFacts, b: ItemFacts) -> ItemChange | None:
         result_change = payload_difference(a.result, b.result)
     error_changed = a.outcome == b.outcome == FAILED and _errors_differ(a, b)
     log_change = _log_difference(a.logs, b.logs)
-    if not (a.outcome != b.outcome or input_change or result_change or error_changed or log_change):
+    if not (a.outcome != b.outcome or input_change or result_change or error_changed or log_change
+            or a.attempts != b.attempts):
         return None
     return ItemChange(a.offset, a, b, input_change, result_change, error_changed, log_change)
 

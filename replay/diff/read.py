@@ -43,7 +43,7 @@ def read_run(recording: Recording, header: RunInfo) -> RunFacts:
             offset=item.offset if parent is None else parent[item.offset], input=inputs.get(item.offset),
             outcome=item.status, result=item.result,
             error_type=error.type if error else None, error_message=error.message if error else None,
-            duration=item.duration, logs=fingerprints.get(item.offset, ()),
+            duration=item.duration, logs=fingerprints.get(item.offset, ()), attempts=1 + len(item.attempts),
         ))  # fmt: skip
     if parent is None:
         return RunFacts(recording.path, header, items)

@@ -5,16 +5,17 @@ existing ones never change meaning)::
 
     {"same": bool,
      "a": RUN, "b": RUN,
-     "counts": {"compared", "outcomes", "results", "errors", "inputs", "only_in_a", "only_in_b", "logs"},
+     "counts": {"compared", "outcomes", "results", "errors", "inputs", "only_in_a", "only_in_b", "logs",
+                "attempts"},
      "shared_data": CHANGE | null,
      "items": [{"offset", "a": SIDE | null, "b": SIDE | null, "differs", "outcome_changed",
-                "input": CHANGE | null, "result": CHANGE | null, "error_changed",
+                "input": CHANGE | null, "result": CHANGE | null, "error_changed", "attempts_changed",
                 "log": {"line", "a_lines", "b_lines", "a": LINE | null, "b": LINE | null} | null}],
      "durations": [{"offset", "a", "b", "change"}]}      # seconds, the largest changes first
     RUN    = {"path", "run", "status", "complete", "function", "items",
               "succeeded", "failed", "running", "pending",
               "rerun_of"}                                   # a re-run's parent run, else null
-    SIDE   = {"outcome", "error": {"type", "message"} | null, "duration"}
+    SIDE   = {"outcome", "error": {"type", "message"} | null, "duration", "attempts"}
     CHANGE = {"path", "by": "json" | "repr", "a", "b", "missing": "a" | "b" | null}
     LINE   = {"level", "logger", "message"}
 """
@@ -70,6 +71,7 @@ _SECTIONS: tuple[tuple[str, Callable[[ItemChange], bool], Callable[[ItemChange],
     ("results differ", lambda c: c.result is not None, lambda c: f"item {c.offset}: {_value_change(c.result)}"),
     ("errors differ", lambda c: c.error_changed, lambda c: f"item {c.offset}: {_error(c.a)} -> {_error(c.b)}"),
     ("first log line that differs", lambda c: c.log is not None, lambda c: _log_change(c)),
+    ("attempts changed", lambda c: c.attempts_changed, lambda c: _attempts(c)),
 )
 
 
@@ -127,6 +129,11 @@ def _log_change(change: ItemChange) -> str:
                       f"  b: {_log_line(log.b, log.b_lines)}"))  # fmt: skip
 
 
+def _attempts(change: ItemChange) -> str:
+    a, b = change.a.attempts, change.b.attempts  # type: ignore[union-attr]  # both sides: attempts_changed
+    return f"item {change.offset}: {a} -> {b} attempts"
+
+
 def _log_line(line: Log | None, count: int) -> str:
     if line is None:
         return f"(none: {_n(count, 'line', 'lines')} in all)"
@@ -145,6 +152,8 @@ def _counts(counts: dict[str, int]) -> str:
     if counts["only_in_a"] or counts["only_in_b"]:
         parts.append(f"{counts['only_in_a']} only in a, {counts['only_in_b']} only in b")
     parts.append("logs differ in " + _n(counts["logs"], "item", "items"))
+    if counts["attempts"]:
+        parts.append("attempts changed in " + _n(counts["attempts"], "item", "items"))
     return ", ".join(parts)
 
 
@@ -197,6 +206,7 @@ def _json_item(change: ItemChange) -> dict[str, Any]:
         "input": _json_value_change(change.input),
         "result": _json_value_change(change.result),
         "error_changed": change.error_changed,
+        "attempts_changed": change.attempts_changed,
         "log": None if log is None else {"line": log.line, "a_lines": log.a_lines, "b_lines": log.b_lines,
                                          "a": _json_log(log.a), "b": _json_log(log.b)},  # fmt: skip
     }
@@ -206,7 +216,7 @@ def _json_side(item: ItemFacts | None) -> dict[str, Any] | None:
     if item is None:
         return None
     error = None if item.error_type is None else {"type": item.error_type, "message": item.error_message}
-    return {"outcome": item.outcome, "error": error, "duration": item.duration}
+    return {"outcome": item.outcome, "error": error, "duration": item.duration, "attempts": item.attempts}
 
 
 def _json_value_change(change: ValueChange | None) -> dict[str, Any] | None:
