@@ -20,8 +20,9 @@ once all of them arrived, whenever its future's end is heard of. A failed future
   again elsewhere (an item killing workers before its start is seen fails at its second try);
 - cancelled (the task's dependency, shared_data, was lost: every worker holding it died):
   its items run again, with shared_data sent again; but the item it was running, if that
-  worker is gone, fails with ``WorkerDied`` (a scheduler that re-runs a dead worker's task
-  cannot run this one, and as a new task the item's deaths would be counted from 0 again);
+  worker died running it, fails with ``WorkerDied``, at its second death if its start was
+  never heard of (a scheduler that re-runs a dead worker's task cannot run this one, and as
+  a new task the item's deaths would be counted from 0 again);
 - any other exception (the task could not run at all): each of its items fails with it.
 
 A scheduler that re-runs the task of a dead worker itself (``allowed-failures`` above 0) is
@@ -29,27 +30,15 @@ seen by the task's batches counting from 1 again: the re-run is announced on the
 counted as a new attempt; on such a scheduler every item is a task of its own, so that no item
 that already finished runs again with it.
 
-shared_data goes to the workers once per run, not with each task (issue 17): scattered to
-every running worker, and each task depends on it. Dask's scheduler places such a task only
-on a worker that holds the dependency, unless the task's group is "root-ish" (more tasks than
-twice the cluster's threads, as a long run's become; the worker then fetches it from another):
-a worker without it idles while the run's tasks queue on the others. So a worker that joins
-while the run goes on (its nanny restarted it, or the cluster grew) is given a copy by a
-thread of the run's own, which looks for such workers twice a second, and takes tasks from
-then on. Tasks the scheduler had already queued on another worker stay there (Dask's work
-stealing may move them). The Active Memory Manager's ``ReduceReplicas`` (on by default in
-Dask) drops the copies held by workers that are between two tasks, with the same effect: it
-is off on a cluster the run starts, and the README says to turn it off on a cluster started
-for mpmq.
+shared_data goes to the workers once per run, not with each task, and a worker that joins
+mid-run is given a copy too (``shared_data.py``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import queue
-import threading
 import time
 import uuid
 from collections import deque
@@ -63,16 +52,14 @@ from ...events import Done, Error, Log, Started, decode_batch
 from ..chunk_sizes import ChunkSizer
 from . import failures
 from .link import ClusterLink
+from .shared_data import SharedCopies
 from .task import run_chunk
-from .tasks import Task
+from .tasks import Task, task_id_of, task_key
 
 MAX_CHUNK = 500
 CHUNK_SECONDS = 0.05  # the least work a task holds once item times are known: a task costs ms
 MESSAGES_PER_RECEIVE = 64
 LAST_BATCH_WAIT = 2.0  # seconds a run's end waits for tasks' last batches, right behind their items' ends
-ARRIVALS_EVERY = 0.5  # seconds between two looks for workers that joined the cluster mid-run
-COPY_TIMEOUT = 120.0  # seconds a worker that joined has to fetch its copy of shared_data
-WATCHER_WAIT = 5.0  # seconds a run's end waits for its watcher of workers to stop (an answer from the scheduler)
 FORGET_EVERY = 256  # batches received between two requests to the scheduler to drop them (link.py)
 _ATTEMPT = "attempt" in Started.__struct_fields__  # retries (issue 19) number an item's runs
 
@@ -124,10 +111,8 @@ class DaskBackend:
         self._ids = itertools.count(1)
         self._deadlines: dict[int, float] = {}  # task id -> monotonic deadline of its item
         self._strikes: dict[int, int] = {}
-        self._shared: Any = None
+        self._shared = SharedCopies(link, shared_data)
         self._subscribed = False
-        self._watcher: threading.Thread | None = None  # gives shared_data to workers that join
-        self._stop_watching = threading.Event()
         self._sizer = ChunkSizer(self.max_tasks, CHUNK_SECONDS, MAX_CHUNK)
         self._batches = 0
 
@@ -139,56 +124,9 @@ class DaskBackend:
             self.one_item_per_task = True  # a re-run task takes only the item that was running
         self.client.subscribe_topic(self.topic, self._on_batch)
         self._subscribed = True
-        self._send_shared_data()
+        self._shared.send()
         self._submit()
-        self._watcher = threading.Thread(target=self._share_with_arrivals, daemon=True, name="mpmq-shared-data")
-        self._watcher.start()
-
-    def _send_shared_data(self) -> None:
-        """shared_data goes to every worker once per run, not once per task (issue 17).
-
-        Scattered to every running worker: each task depends on it, and the scheduler places
-        a task (of a group that is not root-ish) only on a worker that holds it. A worker that
-        joins later has no copy until ``_share_with_arrivals`` gives it one. Should every worker
-        holding it die, it is lost; the tasks that needed it are cancelled, and it is sent
-        again before they are (``_failed``)."""
-        [self._shared] = self.client.scatter([dict(self.shared_data)], broadcast=True, hash=False)
-
-    def _share_with_arrivals(self) -> None:
-        """The run's thread for workers that join while it goes on (a new one, or one its nanny
-        restarted, at a new address): each gets a copy of shared_data from a worker holding
-        it, so that the scheduler places tasks there too.
-
-        The cluster's workers are asked for every ``ARRIVALS_EVERY`` s (one small request to
-        the scheduler; nothing per task). Not its ``"all"`` topic, which announces each worker:
-        in distributed 2026.8 a ``scatter(broadcast=True)`` or ``replicate`` publishes there a
-        message that cannot be serialized, which breaks the connection of every client
-        subscribed to it."""
-        copies: dict[str, tuple[Any, float]] = {}  # address -> the copy's future, its deadline
-        log = logging.getLogger(__name__)
-        try:  # the scatter reached the workers running then: not one that was starting or paused
-            known = self.link.holders(self._shared)
-        except Exception:
-            known = set()
-        while not self._stop_watching.wait(ARRIVALS_EVERY):
-            try:
-                now = self.link.workers()
-                shared = self._shared
-                for address in now - known:
-                    if shared is not None:
-                        copies[address] = (self.link.copy_to(shared, address), time.monotonic() + COPY_TIMEOUT)
-                        log.debug("copying shared_data to %s, which joined the cluster", address)
-                known = now
-                for address, (copy, deadline) in list(copies.items()):
-                    if copy.done() or time.monotonic() >= deadline or address not in now:
-                        copy.release()
-                        del copies[address]
-            except Exception:  # the run's cluster is gone: it ends
-                log.debug("watching for workers that join", exc_info=True)
-                break
-        for copy, _ in copies.values():
-            with contextlib.suppress(Exception):  # the client closed: the scheduler forgot them
-                copy.release()
+        self._shared.watch()
 
     @property
     def exhausted(self) -> bool:
@@ -204,9 +142,7 @@ class DaskBackend:
         if not terminate:
             self._await_last_batches()
         self.closed = True
-        self._stop_watching.set()
-        if self._watcher is not None:  # before the client closes: its copies are released
-            self._watcher.join(WATCHER_WAIT)
+        self._shared.stop_watching()
         try:
             futures = [task.future for task in self._tasks.values() if not task.ended]
             if futures:
@@ -214,13 +150,12 @@ class DaskBackend:
             if self._subscribed:
                 self.client.unsubscribe_topic(self.topic)
                 self.link.forget_topic(self.topic)
-            if self._shared is not None:
-                self._shared.release()
+            self._shared.release()
         except Exception:  # the cluster is already gone: nothing of ours left on it
             logging.getLogger(__name__).debug("closing a run on a cluster that is gone", exc_info=True)
         finally:
             self._tasks.clear()
-            self._shared = None
+            self._shared.future = None
             self.link.close(wait_for_restarts=not terminate)
 
     def _await_last_batches(self) -> None:
@@ -390,8 +325,8 @@ class DaskBackend:
         if not left or isinstance(exc, CancelledError):  # not by us: shared_data was lost
             # Asked first: the scatter below waits for a running worker, maybe a restarted one.
             culprit = self._blame(task, left) if left and self._died_running(task) else None
-            if left and self._shared is not None and self._shared.status != "finished":
-                self._send_shared_data()
+            if left and self._shared.lost:
+                self._shared.send()
         elif type(exc).__name__ != "KilledWorker":  # the task could not run at all
             for offset in left:
                 del self._owner[offset]
@@ -431,11 +366,11 @@ class DaskBackend:
         try:
             if task.worker is not None:
                 return task.worker not in self.link.workers()
-            removal = self.link.removed_while_assigned(f"{self.topic}-{task.id}")
+            removal = self.link.removed_while_assigned(task_key(self.topic, task.id))
             if removal is None:
                 return False
             worker, assigned = removal
-            ours = [int(key.rsplit("-", 1)[1]) for key in assigned if key.startswith(f"{self.topic}-")]
+            ours = [task_id for key in assigned if (task_id := task_id_of(self.topic, key)) is not None]
             if ours != [task.id]:
                 return False
             task.worker = worker
@@ -500,9 +435,9 @@ class DaskBackend:
             offsets = [self.pending.popleft() for _ in range(size)]
             task_id = next(self._ids)
             future = self.client.submit(
-                run_chunk, self.function, self.style, self._shared, self.topic, task_id, offsets,
+                run_chunk, self.function, self.style, self._shared.future, self.topic, task_id, offsets,
                 [self.items[offset] for offset in offsets], self.item_timeout is not None, self.retry_on,
-                key=f"{self.topic}-{task_id}", retries=0,
+                key=task_key(self.topic, task_id), retries=0,
             )
             task = Task(task_id, offsets, future)
             self._tasks[task_id] = task

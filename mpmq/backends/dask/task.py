@@ -15,6 +15,7 @@ from typing import Any
 
 from ..item_runner import ItemRunner
 from .sender import TopicSender
+from .tasks import task_key
 
 # One runner per worker process, kept across tasks and runs: making one installs its log
 # handler in the root logger, and a second would capture every record twice. Workers run one
@@ -37,7 +38,7 @@ def run_chunk(
     runner = _runner_for(sender, function, shared_data, style, announce_starts)
     runner.retry_on = retry_on  # type: ignore[attr-defined]
     index, last = 0, len(offsets) - 1
-    key = f"{topic}-{task_id}"  # as the backend submitted it
+    key = task_key(topic, task_id)
     try:
         for index, (offset, item) in enumerate(zip(offsets, items)):
             if index and _cancelled(worker, key):

@@ -13,6 +13,17 @@ from typing import Any
 LAST_LOG_LINES = 5
 
 
+def task_key(topic: str, task_id: int) -> str:
+    """The Dask key a run's task is submitted under: its run's topic and its number."""
+    return f"{topic}-{task_id}"
+
+
+def task_id_of(topic: str, key: str) -> int | None:
+    """The number of the run's task under ``key`` (``task_key``); None for another's key."""
+    prefix, _, number = key.rpartition("-")
+    return int(number) if prefix == topic and number.isdigit() else None
+
+
 class Task:
     """One submitted chunk: what it holds and what its events said so far."""
 
