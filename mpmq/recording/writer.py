@@ -158,14 +158,13 @@ class Recorder:
         """Wait until ``START_DELAY`` after ``began``, while the events are a few lines and
         item starts; ``_wake`` (a full buffer, the run's end) is left set, to be acted on."""
         self._arrived.wait(START_DELAY)
-        if not self._in_bulk():
+        if not self._wake.is_set() and not self._holds_a_chunk():  # START_BURST events set _wake
             self._wake.wait(max(0.0, began + START_DELAY - time.monotonic()))
 
-    def _in_bulk(self) -> bool:
-        """Items finished in chunks, or START_BURST events wait (``START_DELAY``)."""
+    def _holds_a_chunk(self) -> bool:
+        """Items finished in a chunk wait: a run of quick items (``START_DELAY``); fewer than
+        START_BURST events to look at, or ``_wake`` would be set."""
         with self._buffer_lock:
-            if self._buffered_events >= START_BURST:
-                return True
             return any(type(event) is Ran for _, _, events in self._buffer for event in events)
 
     def _stop_writer(self) -> None:
